@@ -1,0 +1,55 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Kernel state a dockless run could leave behind: overlay or container mounts
+ * under test roots, dockless cgroups, and processes in nested PID namespaces.
+ * Used after each test file and after the whole suite.
+ */
+export function findLeaks(): string[] {
+  const leaks: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const mountPoint = f[4] ?? '';
+    const fstype = f[f.indexOf('-') + 1] ?? '';
+    if (/dockless/.test(mountPoint) || (fstype === 'overlay' && !/\/(docker|containers)\//.test(mountPoint))) leaks.push(`mount: ${fstype} on ${mountPoint}`);
+  }
+  for (const ctrl of safeList('/sys/fs/cgroup')) {
+    const base = join('/sys/fs/cgroup', ctrl);
+    for (const name of safeList(base)) {
+      if (!/^dockless/.test(name)) continue;
+      const children = safeList(join(base, name)).filter((n) => /^[0-9a-f]{64}$/.test(n));
+      for (const c of children) leaks.push(`cgroup: ${join(base, name, c)}`);
+    }
+  }
+  for (const pid of safeList('/proc').filter((n) => /^\d+$/.test(n))) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      continue;
+    }
+    const nspid = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+    if (nspid.length < 2) continue;
+    const cgroup = safeRead(`/proc/${pid}/cgroup`);
+    if (/\/(docker|libpod|machine\.slice)/.test(cgroup)) continue;
+    leaks.push(`process: ${pid} ${safeRead(`/proc/${pid}/cmdline`).replace(/\0/g, ' ').slice(0, 80)}`);
+  }
+  return leaks;
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function safeRead(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
