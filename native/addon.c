@@ -137,6 +137,7 @@ NAPI_MODULE_INIT ()
     { "ref", NULL, dl_napi_ref, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pipe", NULL, dl_napi_pipe, NULL, NULL, NULL, napi_enumerable, NULL },
     { "openpty", NULL, dl_napi_openpty, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "openConsole", NULL, dl_napi_open_console, NULL, NULL, NULL, napi_enumerable, NULL },
     { "resizePty", NULL, dl_napi_resize_pty, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, dl_napi_flock, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unmount", NULL, dl_napi_unmount, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "plan.h"
+#include "syscalls.h"
 #include "util.h"
 
 static int
@@ -117,6 +118,50 @@ dl_napi_openpty (napi_env env, napi_callback_info info)
       || napi_set_named_property (env, result, "slave", make_int (env, slave)) != napi_ok)
     return NULL;
   master = slave = -1;
+  return result;
+}
+
+/* A container console as runc makes one: a pty of a fresh devpts instance,
+   so that inside the container the slave is /dev/pts/0 and ttyname() works.
+   The instance is returned as a detached mount (fsmount) that the child
+   attaches at /dev/pts with a `bind` op taking `sourceFd`. */
+napi_value
+dl_napi_open_console (napi_env env, napi_callback_info info)
+{
+  napi_value argv[2], result;
+  struct winsize ws;
+  int unlock = 0;
+  if (get_args (env, info, 2, argv) < 0 || get_winsize (env, argv[0], argv[1], &ws) < 0)
+    return NULL;
+  _cleanup_close_ int fs = (int) syscall (SYS_fsopen, "devpts", DL_FSOPEN_CLOEXEC);
+  if (fs < 0)
+    return dl_throw_system (env, "fsopen", errno, "devpts");
+  if (syscall (SYS_fsconfig, fs, DL_FSCONFIG_SET_FLAG, "newinstance", NULL, 0) < 0
+      || syscall (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "ptmxmode", "0666", 0) < 0
+      || syscall (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "mode", "0620", 0) < 0
+      || syscall (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "gid", "5", 0) < 0
+      || syscall (SYS_fsconfig, fs, DL_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    return dl_throw_system (env, "fsconfig", errno, "devpts");
+  _cleanup_close_ int mnt
+      = (int) syscall (SYS_fsmount, fs, DL_FSMOUNT_CLOEXEC, DL_MOUNT_ATTR_NOSUID | DL_MOUNT_ATTR_NOEXEC);
+  if (mnt < 0)
+    return dl_throw_system (env, "fsmount", errno, "devpts");
+  _cleanup_close_ int master = openat (mnt, "ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0)
+    return dl_throw_system (env, "open", errno, "ptmx of the console devpts");
+  if (ioctl (master, TIOCSPTLCK, &unlock) < 0)
+    return dl_throw_system (env, "ioctl", errno, "TIOCSPTLCK");
+  if (ioctl (master, TIOCSWINSZ, &ws) < 0)
+    return dl_throw_system (env, "ioctl", errno, "TIOCSWINSZ");
+  _cleanup_close_ int slave = ioctl (master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0)
+    return dl_throw_system (env, "ioctl", errno, "TIOCGPTPEER");
+  if (napi_create_object (env, &result) != napi_ok
+      || napi_set_named_property (env, result, "mount", make_int (env, mnt)) != napi_ok
+      || napi_set_named_property (env, result, "master", make_int (env, master)) != napi_ok
+      || napi_set_named_property (env, result, "slave", make_int (env, slave)) != napi_ok)
+    return NULL;
+  mnt = master = slave = -1;
   return result;
 }
 

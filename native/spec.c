@@ -471,9 +471,27 @@ parse_op (struct parse *p, napi_value o, uint32_t index, struct dl_op *op)
     }
   else if (strcmp (kind, "bind") == 0)
     {
+      bool has_fd;
       op->kind = DL_OP_BIND;
-      if (REQUIRE ("source") < 0 || get_path (p, v, field, PATH_ABSOLUTE, &op->source) < 0
-          || REQUIRE ("flags") < 0 || get_uint (p, v, field, UINT32_MAX, &u) < 0)
+      if (get_prop (p, o, "sourceFd", &v, &has_fd) < 0)
+        return -1;
+      if (has_fd)
+        {
+          /* A detached mount made by the caller (the console's devpts):
+             the op owns a duplicate, so the caller may close its own. */
+          int fd;
+          if (get_fd (p, v, FIELD ("sourceFd"), &fd) < 0)
+            return -1;
+          op->src_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+          if (op->src_fd < 0)
+            return dl_error_system (p->err, errno, "fcntl", "%s", field);
+          op->src_is_tree = true;
+          op->src_is_dir = true;
+          op->source = "(detached mount)";
+        }
+      else if (REQUIRE ("source") < 0 || get_path (p, v, field, PATH_ABSOLUTE, &op->source) < 0)
+        return -1;
+      if (REQUIRE ("flags") < 0 || get_uint (p, v, field, UINT32_MAX, &u) < 0)
         return -1;
       if (u & ~(uint64_t) BIND_OP_FLAGS)
         return dl_error_value (p->err, "%s.flags has flags a bind mount does not take (0x%llx)", name,
@@ -482,7 +500,7 @@ parse_op (struct parse *p, napi_value o, uint32_t index, struct dl_op *op)
       if (prop & (prop - 1))
         return dl_error_value (p->err, "%s.flags has more than one propagation flag", name);
       op->flags = u;
-      if (open_bind_source (p, op, name) < 0)
+      if (!has_fd && open_bind_source (p, op, name) < 0)
         return -1;
       snprintf (describe, sizeof (describe), "bind %s on %s", op->source, op->target);
     }

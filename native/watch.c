@@ -364,8 +364,12 @@ dl_proc_create (napi_env env, struct dl_addon *addon, struct dl_plan **planp, pi
 
   if (plan->use_vm)
     {
-      /* CLONE_VFORK: the child has exec'd or died; its verdict is in memory. */
-      settle_started (proc, &plan->result);
+      /* CLONE_VFORK: the child has exec'd or died; its verdict is in memory.
+         settle_started formats the failure from the plan, then frees it. */
+      struct dl_child_result r = plan->result;
+      proc->plan = plan;
+      *planp = NULL;
+      settle_started (proc, &r);
     }
   else
     {

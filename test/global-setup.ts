@@ -13,12 +13,12 @@ export function setup(): void {
   if (!existsSync(new URL('../build/Release/dockless.node', import.meta.url))) {
     execFileSync('npx', ['node-gyp', 'rebuild'], { stdio: 'inherit', cwd: new URL('..', import.meta.url) });
   }
-  const before = findLeaks();
+  const before = findLeaks({ parents: true });
   if (before.length) console.warn(`leak check: state present before the suite:\n  ${before.join('\n  ')}`);
 }
 
 export function teardown(): void {
-  const leaks = findLeaks();
+  const leaks = findLeaks({ parents: true });
   if (leaks.length) {
     throw new Error(`the suite left kernel state behind:\n  ${leaks.join('\n  ')}`);
   }

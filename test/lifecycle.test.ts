@@ -121,7 +121,7 @@ describe('container lifecycle', () => {
 
   it('binds host paths, named volumes and tmpfs', async () => {
     const host = mkdtempSync('/tmp/dockless-bind-');
-    writeFileSync(join(host, 'in.txt'), 'from host');
+    writeFileSync(join(host, 'in.txt'), 'from host\n');
     try {
       const c = await t.engine.run({
         image: t.image,

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
@@ -245,15 +245,6 @@ export class Container implements AsyncDisposable {
     const lowerDirs = this.ctx.layerDirs(c.imageId);
     const user = resolveUser(c.user, [upper, ...lowerDirs]);
     const env = c.env.some((e) => e.startsWith('HOME=')) ? c.env : [...c.env, `HOME=${user.home}`];
-    const mounts = c.mounts;
-    const ops = rootfsPlan({
-      workdir: c.workdir,
-      etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
-      binds: mounts
-        .filter((m) => m.type !== 'tmpfs')
-        .map((m) => ({ source: m.type === 'bind' ? m.source : this.ctx.volumePath(m.source), target: m.target, readonly: m.readonly })),
-      tmpfs: mounts.filter((m) => m.type === 'tmpfs').map((m) => ({ target: m.target, readonly: m.readonly, ...(m.size ? { size: m.size } : {}) })),
-    });
 
     const cgroup = this.ctx.cgroups.create(this.id, c.limits);
     const log = new LogWriter(this.logPath);
@@ -262,6 +253,16 @@ export class Container implements AsyncDisposable {
     let exitedNative: Promise<NativeExit> | undefined;
     try {
       stdio = makeStdio({ tty: c.tty, openStdin: c.openStdin, log });
+      const mounts = c.mounts;
+      const ops = rootfsPlan({
+        workdir: c.workdir,
+        etcFiles: { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') },
+        binds: mounts
+          .filter((m) => m.type !== 'tmpfs')
+          .map((m) => ({ source: m.type === 'bind' ? m.source : this.ctx.volumePath(m.source), target: m.target, readonly: m.readonly })),
+        tmpfs: mounts.filter((m) => m.type === 'tmpfs').map((m) => ({ target: m.target, readonly: m.readonly, ...(m.size ? { size: m.size } : {}) })),
+        ...(stdio.consoleMount !== undefined ? { consoleMount: stdio.consoleMount } : {}),
+      });
       const placement = cgroup.placement();
       let started: Promise<void>;
       try {
@@ -278,7 +279,11 @@ export class Container implements AsyncDisposable {
       await started;
     } catch (err) {
       // Nothing may stay behind: wait for the failed child to be reaped, then undo.
-      if (exitedNative && process) await exitedNative;
+      if (exitedNative && process) {
+        // The exit watch is unref'd by default; this wait must keep Node alive.
+        native.ref(process, true);
+        await exitedNative;
+      }
       stdio?.destroy();
       log.close();
       cgroup.destroy();
@@ -661,7 +666,14 @@ export class Container implements AsyncDisposable {
 
 /** Makes the directories and /etc files of a new container. @internal */
 export function prepareContainerDir(dir: string, hostname: string, network: 'none' | 'host'): void {
-  for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The merged root takes the upper dir's mode and owner: 0755 like Docker's
+  // overlay2 diff dirs, or nobody but root could reach /bin. The container
+  // dir above stays 0700.
+  for (const d of ['upper', 'work', 'rootfs']) {
+    mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
+    chmodSync(join(dir, d), 0o755);
+  }
   writeFileSync(join(dir, 'hostname'), `${hostname}\n`);
   const hostsBase = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
   writeFileSync(join(dir, 'hosts'), network === 'host' ? readHostFile('/etc/hosts', hostsBase) : `${hostsBase}127.0.1.1\t${hostname}\n`);

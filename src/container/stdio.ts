@@ -23,6 +23,8 @@ export interface StdioPlumbing {
   destroy(): void;
   /** For a tty: the master fd, for resizing. */
   ptyMaster?: number;
+  /** For a tty: the console's devpts instance, to attach at /dev/pts (closed by {@link closeChildSide}). */
+  consoleMount?: number;
 }
 
 function liveStream(): PassThrough {
@@ -49,7 +51,7 @@ export function makeStdio(opts: { tty: boolean; openStdin: boolean; log?: LogWri
   };
 
   if (opts.tty) {
-    const { master, slave } = native.openpty(24, 80);
+    const { mount, master, slave } = native.openConsole(24, 80);
     const reader = new ReadStream(master);
     let writer: WriteStream | undefined;
     if (opts.openStdin) writer = new WriteStream(master);
@@ -73,7 +75,11 @@ export function makeStdio(opts: { tty: boolean; openStdin: boolean; log?: LogWri
       stdin: writer,
       drained,
       ptyMaster: master,
-      closeChildSide: () => closeSync(slave),
+      consoleMount: mount,
+      closeChildSide: () => {
+        closeSync(slave);
+        closeSync(mount);
+      },
       destroy: () => {
         reader.destroy();
         writer?.destroy();

@@ -23,6 +23,8 @@ export type RootfsOp =
    * If the source is a file the target is created as an empty file, else as a directory.
    */
   | { op: 'bind'; source: string; target: string; flags: number }
+  /** Attach a detached mount (an fd from {@link NativeAddon.openConsole}'s `mount`) at `target`, as `bind` does. */
+  | { op: 'bind'; sourceFd: number; target: string; flags: number }
   /** mknod a character device inside the rootfs (replacing nothing: EEXIST is ignored). */
   | { op: 'mknod'; target: string; mode: number; major: number; minor: number; uid: number; gid: number }
   /** Create a symlink `target` -> `linkTo` inside the rootfs (EEXIST ignored). */
@@ -159,6 +161,12 @@ export interface NativeAddon {
   pipe(): [number, number];
   /** Opens a pseudo-terminal pair (master O_CLOEXEC|O_NONBLOCK-capable, slave O_CLOEXEC). */
   openpty(rows: number, cols: number): { master: number; slave: number };
+  /**
+   * A container console: a pty of a new devpts instance (so the container sees
+   * its slave as /dev/pts/0), returned with that instance as a detached mount
+   * to attach at /dev/pts. All three fds are O_CLOEXEC.
+   */
+  openConsole(rows: number, cols: number): { mount: number; master: number; slave: number };
   /** TIOCSWINSZ on a terminal fd. */
   resizePty(fd: number, rows: number, cols: number): void;
   /** flock(2). Returns false when `nonblock` and the lock is held elsewhere. */

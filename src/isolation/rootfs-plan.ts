@@ -40,7 +40,6 @@ const DEVICES: [name: string, major: number, minor: number][] = [
   ['tty', 5, 0],
 ];
 
-const S_IFCHR = 0o020000;
 
 /** A bind mount of a host path into the container. @internal */
 export interface PlanBind {
@@ -63,6 +62,8 @@ export interface RootfsPlanInput {
   etcFiles: { hostname: string; hosts: string; resolvConf: string };
   binds: PlanBind[];
   tmpfs: PlanTmpfs[];
+  /** With a tty: the console's devpts instance (a detached mount fd), attached at /dev/pts instead of a new one. */
+  consoleMount?: number;
   /** Keep /sys writable (only for a container sharing the host's network, as Docker does not either — so false). */
   readonlySys?: boolean;
 }
@@ -81,10 +82,12 @@ export function rootfsPlan(input: RootfsPlanInput): RootfsOp[] {
     { op: 'mount', fstype: 'tmpfs', source: 'tmpfs', target: '/dev', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
   ];
   for (const [name, major, minor] of DEVICES) {
-    ops.push({ op: 'mknod', target: `/dev/${name}`, mode: S_IFCHR | 0o666, major, minor, uid: 0, gid: 0 });
+    ops.push({ op: 'mknod', target: `/dev/${name}`, mode: 0o666, major, minor, uid: 0, gid: 0 });
   }
   ops.push(
-    { op: 'mount', fstype: 'devpts', source: 'devpts', target: '/dev/pts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
+    input.consoleMount === undefined
+      ? { op: 'mount', fstype: 'devpts', source: 'devpts', target: '/dev/pts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' }
+      : { op: 'bind', sourceFd: input.consoleMount, target: '/dev/pts', flags: MS.NOSUID | MS.NOEXEC },
     { op: 'symlink', target: '/dev/ptmx', linkTo: 'pts/ptmx' },
     { op: 'mount', fstype: 'tmpfs', source: 'shm', target: '/dev/shm', flags: secure, data: 'mode=1777,size=65536k' },
     { op: 'mount', fstype: 'mqueue', source: 'mqueue', target: '/dev/mqueue', flags: secure, data: '' },
@@ -107,6 +110,7 @@ export function rootfsPlan(input: RootfsPlanInput): RootfsOp[] {
   }
   for (const p of MASKED_PATHS) ops.push({ op: 'mask', target: p });
   for (const p of READONLY_PATHS) ops.push({ op: 'readonly', target: p });
-  ops.push({ op: 'mkdirp', target: input.workdir, mode: 0o755, uid: 0, gid: 0 });
+  // The image's root always exists; native refuses '/' as a target.
+  if (input.workdir !== '/') ops.push({ op: 'mkdirp', target: input.workdir, mode: 0o755, uid: 0, gid: 0 });
   return ops;
 }

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 /**
  * Kernel state a dockless run could leave behind: overlay or container mounts
  * under test roots, dockless cgroups, and processes in nested PID namespaces.
- * Used after each test file and after the whole suite.
+ * Used after each test and after the whole suite (where `parents` also
+ * counts the shared `dockless` parent cgroups, which closing the last engine removes).
  */
-export function findLeaks(): string[] {
+export function findLeaks(options: { parents?: boolean } = {}): string[] {
   const leaks: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = line.split(' ');
@@ -18,6 +19,8 @@ export function findLeaks(): string[] {
     const base = join('/sys/fs/cgroup', ctrl);
     for (const name of safeList(base)) {
       if (!/^dockless/.test(name)) continue;
+      // The shared parent must go too once the last engine closes (while one is open it stays).
+      if (options.parents) leaks.push(`cgroup: ${join(base, name)}`);
       const children = safeList(join(base, name)).filter((n) => /^[0-9a-f]{64}$/.test(n));
       for (const c of children) leaks.push(`cgroup: ${join(base, name, c)}`);
     }
