@@ -163,7 +163,7 @@ export class Engine implements AsyncDisposable {
     const user = o.user ?? imageConfig.User ?? '';
     resolveUser(user, this.images.layerDirs(image.id)); // fail now, not at start
     const stopSignal = stopSignalOf(o.stopSignal, imageConfig);
-    let name: string;
+    let name: string | undefined;
     if (o.name !== undefined) {
       if (!isValidName(o.name)) throw new InvalidOptionError('name', `invalid container name ${JSON.stringify(o.name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
       name = normalizeName(o.name);
@@ -171,18 +171,9 @@ export class Engine implements AsyncDisposable {
 
     const id = newContainerId();
     const hostname = o.hostname ?? id.slice(0, 12);
-    if (o.name !== undefined) {
-      const holder = this.records.claimName(name!, id);
-      if (holder) throw new NameConflictError(name!, holder);
-    } else {
-      for (let attempt = 0; ; attempt++) {
-        name = randomName(attempt);
-        if (!this.records.claimName(name, id)) break;
-      }
-    }
     const config: ContainerConfig = {
       id,
-      name: name!,
+      name: name ?? '', // a random one is drawn under the lock below
       created: new Date().toISOString(),
       image: o.image,
       imageId: image.id,
@@ -207,14 +198,27 @@ export class Engine implements AsyncDisposable {
       stopSignal,
       stopTimeout: o.stopTimeout ?? 10,
     };
-    try {
-      prepareContainerDir(this.records.dir(id), hostname, config.network);
-      this.records.writeConfig(config);
-      this.records.writeState(id, { status: 'created', ownerId: this.owner.id, restartCount: 0 });
-    } catch (err) {
-      this.records.remove(id, config.name);
-      throw err;
-    }
+    // Under the root lock: another engine's recovery (which removes records
+    // without a live owner, and dangling names) must never see a half-made one.
+    await this.lock.run(() => {
+      if (o.name !== undefined) {
+        const holder = this.records.claimName(config.name, id);
+        if (holder) throw new NameConflictError(config.name, holder);
+      } else {
+        for (let attempt = 0; ; attempt++) {
+          config.name = randomName(attempt);
+          if (!this.records.claimName(config.name, id)) break;
+        }
+      }
+      try {
+        prepareContainerDir(this.records.dir(id), hostname, config.network);
+        this.records.writeConfig(config);
+        this.records.writeState(id, { status: 'created', ownerId: this.owner.id, restartCount: 0 });
+      } catch (err) {
+        this.records.remove(id, config.name);
+        throw err;
+      }
+    });
     const container = new Container(this.ctx, config);
     this.live.set(id, container);
     this.events.emit('create', { action: 'create', id, name: config.name, image: config.image, time: new Date(), attributes: {} });

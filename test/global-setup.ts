@@ -17,8 +17,13 @@ export function setup(): void {
   if (before.length) console.warn(`leak check: state present before the suite:\n  ${before.join('\n  ')}`);
 }
 
-export function teardown(): void {
-  const leaks = findLeaks({ parents: true });
+export async function teardown(): Promise<void> {
+  // A killed PID namespace empties asynchronously: give the kernel a moment.
+  let leaks = findLeaks({ parents: true });
+  for (let i = 0; i < 20 && leaks.length; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    leaks = findLeaks({ parents: true });
+  }
   if (leaks.length) {
     throw new Error(`the suite left kernel state behind:\n  ${leaks.join('\n  ')}`);
   }
