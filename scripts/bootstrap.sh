@@ -24,6 +24,9 @@ fi
 node -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("dockless needs Node.js 20 or newer"); process.exit(1) }'
 # npm ci runs the package's install script, which builds the native addon with node-gyp.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # Some registry mirrors omit other platforms' optional packages (rollup's,
+  # esbuild's) from the lock file, which `npm ci` then refuses: `npm install`
+  # installs the same locked versions without that check.
+  npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
 [ -f build/Release/dockless.node ] || npx node-gyp rebuild
