@@ -27,7 +27,10 @@ const debug = createDebug('dockless:engine');
 export interface EngineOptions {
   /** Where images, containers and volumes live; default `/var/lib/dockless`. */
   root?: string;
-  /** Name of the cgroup under which container cgroups are made; default `dockless`. */
+  /**
+   * Name of the cgroup under which container cgroups are made; default the
+   * `DOCKLESS_CGROUP_PARENT` environment variable, else `dockless`.
+   */
   cgroupParent?: string;
 }
 
@@ -76,7 +79,7 @@ export class Engine implements AsyncDisposable {
     this.ownersDir = join(root, 'owners');
     this.owner = new OwnerToken(this.ownersDir);
     this.records = new RecordStore(root);
-    this.cgroups = detectCgroupDriver({ parent: options.cgroupParent ?? 'dockless' });
+    this.cgroups = detectCgroupDriver({ parent: options.cgroupParent ?? process.env.DOCKLESS_CGROUP_PARENT ?? 'dockless' });
     this.images = new Images(root, this.lock, (imageId) => this.containersUsingImage(imageId));
     this.volumes = new Volumes(root, (name) => this.containersUsingVolume(name));
     const self = this;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../../src/index.js';
 import { makeBusyboxRootfs } from '../../examples/busybox-rootfs.js';
+import { testRootPrefix } from './leaks.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -26,7 +27,7 @@ export async function makeTestRootfs(dir: string): Promise<string> {
 
 /** Opens an engine on a new temporary root and imports the busybox image into it. */
 export async function openTestEngine(): Promise<TestEngine> {
-  const root = mkdtempSync('/tmp/dockless-test-');
+  const root = mkdtempSync(testRootPrefix());
   const engine = await Engine.open({ root });
   try {
     const rootfs = await makeTestRootfs(join(root, 'busybox-rootfs'));
