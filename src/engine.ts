@@ -136,6 +136,7 @@ export class Engine implements AsyncDisposable {
       if (!existsSync(this.records.dir(target))) unlinkSync(path);
     }
     pruneOwners(this.ownersDir);
+    this.records.emptyTrash();
   }
 
   private ensureOpen(): void {
@@ -321,6 +322,7 @@ export class Engine implements AsyncDisposable {
         if (s?.ownerId === this.owner.id) this.records.writeState(id, { ...s, ownerId: '' });
       }
     });
+    await this.records.drained();
     this.closed = true;
     this.owner.release();
     this.cgroups.removeParentIfEmpty();

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../container/config.js';
@@ -30,12 +32,34 @@ export interface ContainerState {
 export class RecordStore {
   readonly containersDir: string;
   readonly namesDir: string;
+  /** Where removed container dirs wait for deletion. */
+  readonly trashDir: string;
+  private readonly deleting = new Set<Promise<void>>();
 
   constructor(root: string) {
     this.containersDir = join(root, 'containers');
     this.namesDir = join(root, 'names');
+    this.trashDir = join(root, 'trash');
     mkdirSync(this.containersDir, { recursive: true });
     mkdirSync(this.namesDir, { recursive: true });
+    mkdirSync(this.trashDir, { recursive: true });
+  }
+
+  /** Deletes what is in the trash, also what a crashed engine left there. */
+  emptyTrash(): void {
+    for (const entry of readdirSync(this.trashDir)) this.deleteLater(join(this.trashDir, entry));
+  }
+
+  /** Settles once every deletion started so far is done. */
+  async drained(): Promise<void> {
+    while (this.deleting.size) await Promise.all([...this.deleting]);
+  }
+
+  private deleteLater(path: string): void {
+    const p: Promise<void> = rm(path, { recursive: true, force: true, maxRetries: 3 })
+      .catch(() => undefined)
+      .finally(() => this.deleting.delete(p));
+    this.deleting.add(p);
   }
 
   dir(id: string): string {
@@ -94,9 +118,23 @@ export class RecordStore {
     return hits.length === 1 ? hits[0] : undefined;
   }
 
+  /**
+   * Removes a container's record. Its directory is renamed into the trash (one
+   * atomic step: the container is gone for every reader at once) and deleted in
+   * the background, because deleting an upper dir file by file would hold up the
+   * caller for milliseconds; {@link drained} waits for it.
+   */
   remove(id: string, name: string): void {
     this.releaseName(name, id);
-    rmSync(this.dir(id), { recursive: true, force: true, maxRetries: 3 });
+    const trash = join(this.trashDir, `${id}-${randomBytes(4).toString('hex')}`);
+    try {
+      renameSync(this.dir(id), trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      rmSync(this.dir(id), { recursive: true, force: true, maxRetries: 3 });
+      return;
+    }
+    this.deleteLater(trash);
   }
 }
 
