@@ -22,9 +22,12 @@ export type { ContainerAction, ContainerEvent, EngineEvents } from './container/
 export type { LogEntry, LogOptions } from './container/logs.js';
 export { Wait, ContainerNotReadyError } from './container/wait.js';
 export type { WaitStrategy, WaitTarget } from './container/wait.js';
+export { BaseStrategy, ListeningPortStrategy, LogMessageStrategy, OneShotStrategy, SuccessfulCommandStrategy } from './container/wait.js';
 
 export { Images } from './image/images.js';
 export type { ImageImportOptions, ImageSummary } from './image/images.js';
+export type { ImageInspect, ImageRecord, ImportOptions, RemoveImageResult, PlatformSpec } from './image/store.js';
+export type { ImageConfig, History } from './image/oci.js';
 
 export { Volumes, VolumeInUseError } from './volume/volumes.js';
 export type { VolumeInfo } from './volume/volumes.js';

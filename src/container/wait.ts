@@ -33,7 +33,8 @@ export class ContainerNotReadyError extends DocklessError {
   }
 }
 
-abstract class BaseStrategy implements WaitStrategy {
+/** What every ready-made strategy shares: a startup timeout, set builder-style. */
+export abstract class BaseStrategy implements WaitStrategy {
   startupTimeoutMs = 60_000;
   /** Sets how long `run` lets this strategy take. */
   withStartupTimeout(ms: number): this {
@@ -43,7 +44,8 @@ abstract class BaseStrategy implements WaitStrategy {
   abstract waitUntilReady(container: WaitTarget, signal: AbortSignal): Promise<void>;
 }
 
-class LogMessageStrategy extends BaseStrategy {
+/** Ready once a log line contains a text (or matches a RegExp) `times` times. */
+export class LogMessageStrategy extends BaseStrategy {
   constructor(
     private readonly message: string | RegExp,
     private readonly times: number,
@@ -62,7 +64,8 @@ class LogMessageStrategy extends BaseStrategy {
   }
 }
 
-class SuccessfulCommandStrategy extends BaseStrategy {
+/** Ready once a command exec'd in the container exits 0. */
+export class SuccessfulCommandStrategy extends BaseStrategy {
   constructor(private readonly cmd: string[]) {
     super();
   }
@@ -77,7 +80,8 @@ class SuccessfulCommandStrategy extends BaseStrategy {
   }
 }
 
-class ListeningPortStrategy extends BaseStrategy {
+/** Ready once the container listens on every given TCP port. */
+export class ListeningPortStrategy extends BaseStrategy {
   constructor(private readonly ports: number[]) {
     super();
   }
@@ -95,7 +99,8 @@ class ListeningPortStrategy extends BaseStrategy {
   }
 }
 
-class OneShotStrategy extends BaseStrategy {
+/** Ready once the container has exited with 0 (for one-shot jobs). */
+export class OneShotStrategy extends BaseStrategy {
   async waitUntilReady(container: WaitTarget): Promise<void> {
     const { exitCode } = await container.wait();
     if (exitCode !== 0) throw new ContainerNotReadyError(`container ${container.id.slice(0, 12)} exited with ${exitCode}`);

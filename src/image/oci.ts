@@ -66,7 +66,7 @@ export const ImageConfigSchema = z.looseObject({
   Shell: z.array(z.string()).nullish(),
 });
 
-/** The execution parameters of an image (see {@link ImageConfigSchema}). */
+/** The execution parameters of an image (the `config` object of an OCI image config). */
 export interface ImageConfig {
   /** `user`, `uid`, `user:group` or `uid:gid`. */
   User?: string;
@@ -99,7 +99,15 @@ export const HistorySchema = z.looseObject({
   empty_layer: z.boolean().optional(),
 });
 /** One entry of an image's history. */
-export type History = z.infer<typeof HistorySchema>;
+export interface History {
+  created?: string;
+  created_by?: string;
+  author?: string;
+  comment?: string;
+  /** True when the step made no layer (ENV, CMD, ...). */
+  empty_layer?: boolean;
+  [key: string]: unknown;
+}
 
 /** An OCI image config blob (`application/vnd.oci.image.config.v1+json`). */
 export const OciImageSchema = z.looseObject({

@@ -33,7 +33,7 @@ export interface DeviceRate {
  * Every field is optional: on create an absent field leaves the kernel's
  * default (unlimited), on update it leaves the current value alone. Where a
  * field says `-1`, that value asks for "unlimited" explicitly, which is how an
- * update lifts a limit. Produce these with {@link parseLimits} rather than by
+ * update lifts a limit. Produce these with `parseLimits` (the engine does, from the `limits` option) rather than by
  * hand: it applies Docker's notations, defaults and range checks.
  */
 export interface CgroupLimits {
