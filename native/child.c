@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <net/if.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #include "mounts.h"
 #include "security.h"
@@ -22,6 +24,7 @@ static const char *const step_names[DL_STEP__COUNT] = {
   [DL_STEP_REMOUNT_READONLY] = "remount-readonly",
   [DL_STEP_PIVOT_ROOT] = "pivot_root",
   [DL_STEP_SETHOSTNAME] = "sethostname",
+  [DL_STEP_LOOPBACK] = "loopback",
   [DL_STEP_CHDIR] = "chdir",
   [DL_STEP_RLIMIT] = "rlimit",
   [DL_STEP_CAPABILITIES] = "capabilities",
@@ -147,6 +150,27 @@ exec_candidates (struct dl_plan *plan)
   dl_child_fail (plan, DL_STEP_EXECVE, -1, eacces ? -EACCES : last);
 }
 
+/* A new network namespace starts with `lo` down; Docker's "none" network has
+   it up, and programs bind 127.0.0.1 expecting it to work. */
+static long
+loopback_up (void)
+{
+  struct ifreq ifr = { 0 };
+  long r, fd = dl_sys (SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return fd;
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
+  r = dl_sys (SYS_ioctl, fd, SIOCGIFFLAGS, &ifr);
+  if (r == 0)
+    {
+      ifr.ifr_flags |= IFF_UP;
+      r = dl_sys (SYS_ioctl, fd, SIOCSIFFLAGS, &ifr);
+    }
+  dl_sys (SYS_close, fd);
+  return r;
+}
+
 static void
 setup_filesystem (struct dl_plan *plan)
 {
@@ -199,6 +223,8 @@ dl_child_main (struct dl_plan *plan)
     {
       if (plan->netns_fd >= 0)
         CHECK (DL_STEP_SETNS, dl_sys (SYS_setns, plan->netns_fd, CLONE_NEWNET));
+      else if (plan->clone_flags & CLONE_NEWNET)
+        CHECK (DL_STEP_LOOPBACK, loopback_up ());
       if (plan->has_rootfs)
         setup_filesystem (plan);
       if (plan->hostname)

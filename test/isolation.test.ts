@@ -62,6 +62,10 @@ describe('isolation', () => {
   it('has only loopback in network mode none', async () => {
     const { out } = await sh('ls /sys/class/net; cat /proc/net/dev | tail -n +3 | cut -d: -f1');
     expect(out.split(/\s+/).filter(Boolean).sort()).toEqual(['lo', 'lo']);
+    // ...and it is up, as under Docker: 127.0.0.1 answers.
+    const { out: ping } = await sh('ip link show lo; ping -c1 -W1 127.0.0.1 >/dev/null && echo reachable');
+    expect(ping).toMatch(/<LOOPBACK,UP/);
+    expect(ping).toMatch(/reachable/);
   });
 
   it('refuses writes to /proc/sys and /sys', async () => {
