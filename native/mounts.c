@@ -354,7 +354,11 @@ overlay_new_api (const struct dl_plan *plan, int *rootfd)
     return 1;
   if (fs < 0)
     return fs;
-  long r = dl_sys (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "index", "off", 0);
+  long r = dl_sys (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "source", "overlay", 0);
+  if (r == 0)
+    r = dl_sys (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "index", "off", 0);
+  if (r == 0 && plan->overlay_volatile)
+    r = dl_sys (SYS_fsconfig, fs, DL_FSCONFIG_SET_FLAG, "volatile", 0, 0);
   for (size_t i = 0; r == 0 && i < plan->n_lower; i++)
     r = dl_sys (SYS_fsconfig, fs, DL_FSCONFIG_SET_STRING, "lowerdir+", plan->lower[i], 0);
   if (r == 0)

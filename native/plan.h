@@ -148,6 +148,7 @@ struct dl_plan
   const char *upper, *work, *target;
   const char *overlay_data;    /* legacy mount(2) data with escaped paths */
   bool readonly;
+  bool overlay_volatile;        /* overlay "volatile": no syncfs of the upper fs at unmount */
   struct dl_op *ops;
   size_t n_ops;
 

@@ -375,12 +375,16 @@ parse_rootfs (struct parse *p, napi_value r)
       || require_prop (p, r, "readonly", "spec.rootfs.readonly", &v) < 0
       || get_bool (p, v, "spec.rootfs.readonly", &plan->readonly) < 0)
     return -1;
+  bool has_volatile;
+  if (get_prop (p, r, "volatile", &v, &has_volatile) < 0
+      || (has_volatile && get_bool (p, v, "spec.rootfs.volatile", &plan->overlay_volatile) < 0))
+    return -1;
 
   /* The legacy mount(2) options, used when the kernel lacks fsconfig's
      "lowerdir+": overlay accepts '\' escapes for ',' and ':' in paths. Longer
      than a page it would be truncated by the kernel, so it is left out and
      the child reports E2BIG if it needs it. */
-  size_t cap = 64 + 2 * (strlen (plan->upper) + strlen (plan->work));
+  size_t cap = 80 + 2 * (strlen (plan->upper) + strlen (plan->work));
   for (size_t i = 0; i < n; i++)
     cap += 2 * strlen (plan->lower[i]) + 1;
   char *data = palloc (p, cap), *o = data;
@@ -394,6 +398,8 @@ parse_rootfs (struct parse *p, napi_value r)
         *o++ = '\\';                                                                               \
       *o++ = *c;                                                                                   \
     }
+  if (plan->overlay_volatile)
+    APPEND_LIT ("volatile,");
   APPEND_LIT ("index=off,lowerdir=");
   for (size_t i = 0; i < n; i++)
     {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
@@ -246,6 +246,9 @@ export class Container implements AsyncDisposable {
     const user = resolveUser(c.user, [upper, ...lowerDirs]);
     const env = c.env.some((e) => e.startsWith('HOME=')) ? c.env : [...c.env, `HOME=${user.home}`];
 
+    // overlay leaves this marker after a volatile mount and refuses the next
+    // mount while it is there; the last run of this upper ended cleanly.
+    rmSync(join(dir, 'work', 'work', 'incompat'), { recursive: true, force: true });
     const cgroup = this.ctx.cgroups.create(this.id, c.limits);
     const log = new LogWriter(this.logPath);
     let stdio: StdioPlumbing | undefined;

@@ -84,6 +84,12 @@ export interface NativeSpawnSpec {
     /** The (host) directory the overlay is mounted on, inside the child's private mount namespace. */
     target: string;
     readonly: boolean;
+    /**
+     * Mount with overlay's `volatile`: the upper fs is not synced when the
+     * container's mount namespace goes. The caller must remove
+     * `<work>/work/incompat/volatile` before mounting the same upper again.
+     */
+    volatile?: boolean;
   };
   /** For `init`: executed in order, inside the new root, before pivot_root. */
   ops?: RootfsOp[];
