@@ -16,6 +16,8 @@ import { resolveCapabilities } from './isolation/capabilities.js';
 import { parseUlimits } from './isolation/rlimits.js';
 import { native } from './isolation/native.js';
 import { Images } from './image/images.js';
+import { registryOptionsSchema } from './image/pull-options.js';
+import { RegistryClient, type RegistryClientOptions } from './image/registry/client.js';
 import { FileLock } from './state/lock.js';
 import { OwnerToken, ownerAlive, pruneOwners } from './state/owner.js';
 import { RecordStore } from './state/records.js';
@@ -32,6 +34,13 @@ export interface EngineOptions {
    * `DOCKLESS_CGROUP_PARENT` environment variable, else `dockless`.
    */
   cgroupParent?: string;
+  /**
+   * How registries are reached for pulls: insecure (plain HTTP) registries,
+   * Docker Hub mirrors, credentials. By default credentials come from Docker's
+   * config file (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), and
+   * loopback registries may be spoken to over plain HTTP.
+   */
+  registry?: RegistryClientOptions;
 }
 
 /** Filters for {@link Engine.listContainers}. */
@@ -80,7 +89,7 @@ export class Engine implements AsyncDisposable {
     this.owner = new OwnerToken(this.ownersDir);
     this.records = new RecordStore(root);
     this.cgroups = detectCgroupDriver({ parent: options.cgroupParent ?? process.env.DOCKLESS_CGROUP_PARENT ?? 'dockless' });
-    this.images = new Images(root, this.lock, (imageId) => this.containersUsingImage(imageId));
+    this.images = new Images(root, this.lock, (imageId) => this.containersUsingImage(imageId), new RegistryClient(options.registry));
     this.volumes = new Volumes(root, (name) => this.containersUsingVolume(name));
     const self = this;
     this.ctx = {
@@ -105,6 +114,7 @@ export class Engine implements AsyncDisposable {
     if (process.getuid?.() !== 0) throw new UnsupportedError('dockless needs root for now (rootless mode is planned)');
     const root = options.root ?? '/var/lib/dockless';
     if (typeof root !== 'string' || !root.startsWith('/')) throw new InvalidOptionError('root', 'must be an absolute path');
+    if (options.registry !== undefined) parseOptions(registryOptionsSchema, options.registry, 'registry');
     mkdirSync(root, { recursive: true, mode: 0o711 });
     const engine = new Engine(root, options);
     await engine.lock.run(() => engine.recover());
@@ -159,7 +169,7 @@ export class Engine implements AsyncDisposable {
     mounts.forEach((m, i) => {
       if (m.type === 'bind' && !existsSync(m.source)) throw new InvalidOptionError(`volumes.${i}`, `bind source ${m.source} does not exist`);
     });
-    const image = this.images.resolveRecord(o.image);
+    const image = await this.images.forContainer(o.image, o.pull ?? 'missing', o.signal);
     const imageConfig = this.images.runtimeConfig(image.id);
     const { entrypoint, cmd } = mergeCommand(imageConfig, o.entrypoint, o.cmd);
     const workdir = o.workdir ?? (imageConfig.WorkingDir || '/');

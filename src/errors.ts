@@ -264,3 +264,40 @@ export class NoMatchingPlatformError extends ImageNotFoundError {
     this.available = available;
   }
 }
+
+/**
+ * An image archive (`docker save` / OCI layout tar) is malformed: not a tar,
+ * no manifest, a path outside the archive, a missing or inconsistent entry.
+ * Nothing from it was kept in the store.
+ */
+export class InvalidArchiveError extends DocklessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(`invalid image archive: ${message}`, 'ERR_INVALID_ARCHIVE', options);
+  }
+}
+
+/**
+ * A layer has no stored blob and packing its unpacked files again does not give
+ * back the tar its DiffID names, so it cannot be pushed or saved unchanged. It
+ * happens for layers imported from tar archives whose entries are not in the
+ * canonical form dockless writes (other order, `./` prefixes, user names).
+ * Nothing was stored.
+ */
+export class LayerNotReproducibleError extends DocklessError {
+  /** The layer's ChainID. */
+  readonly chainId: string;
+  constructor(
+    chainId: string,
+    /** The DiffID the image records. */
+    readonly expected: string,
+    /** The digest of the tar packed from the layer's files. */
+    readonly actual: string,
+  ) {
+    super(
+      `layer ${chainId} cannot be reproduced: its files pack to ${actual}, not to its DiffID ${expected} ` +
+        '(it was imported from a tar not in canonical form; re-import it from a directory)',
+      'ERR_LAYER_NOT_REPRODUCIBLE',
+    );
+    this.chainId = chainId;
+  }
+}

@@ -28,6 +28,21 @@ export { Images } from './image/images.js';
 export type { ImageImportOptions, ImageSummary } from './image/images.js';
 export type { ImageInspect, ImageRecord, ImportOptions, RemoveImageResult, PlatformSpec } from './image/store.js';
 export type { ImageConfig, History } from './image/oci.js';
+export type { ImagePullOptions, PullPolicy } from './image/images.js';
+export type { PullProgress, PullStatus } from './image/pull.js';
+export type { RegistryClientOptions } from './image/registry/client.js';
+export type { RegistryCredentials } from './image/registry/config.js';
+export type { Platform } from './image/registry/platform.js';
+export type {
+  ImageArchiveFormat,
+  ImageDiskUsage,
+  ImageLoadOptions,
+  ImagePruneOptions,
+  ImagePushOptions,
+  ImageSaveOptions,
+  ImageUsage,
+  PushProgress,
+} from './image/images.js';
 
 export { Volumes, VolumeInUseError } from './volume/volumes.js';
 export type { VolumeInfo } from './volume/volumes.js';
@@ -50,4 +65,12 @@ export {
   ContainerStateError,
   UnsupportedError,
   AbortedError,
+  InvalidImageError,
+  RegistryError,
+  AuthenticationError,
+  RegistryUnavailableError,
+  ManifestNotFoundError,
+  NoMatchingPlatformError,
+  InvalidArchiveError,
+  LayerNotReproducibleError,
 } from './errors.js';

@@ -29,7 +29,8 @@ function expectNothingLeft(): void {
 
 describe('bad input', () => {
   it('unknown image', async () => {
-    await expect(t.engine.run({ image: 'nope:1', cmd: ['true'] })).rejects.toBeInstanceOf(ImageNotFoundError);
+    // pull: 'never', or the default ('missing') would ask Docker Hub for it (see pull.test.ts).
+    await expect(t.engine.run({ image: 'nope:1', cmd: ['true'], pull: 'never' })).rejects.toBeInstanceOf(ImageNotFoundError);
     expectNothingLeft();
   });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PullPolicy } from '../image/images.js';
 import type { WaitStrategy } from './wait.js';
 
 const stringMap = z.record(z.string(), z.string());
@@ -29,6 +30,7 @@ const ulimitSchema = z.union([
 export const containerOptionsSchema = z
   .object({
     image: nonEmpty,
+    pull: z.enum(['missing', 'always', 'never']).optional(),
     name: z.string().optional(),
     cmd: z.array(z.string().refine(noNul, 'must not contain NUL')).optional(),
     entrypoint: z.array(z.string().refine(noNul, 'must not contain NUL')).optional(),
@@ -69,6 +71,12 @@ export const containerOptionsSchema = z
 export interface ContainerOptions {
   /** Image reference (`busybox`, `localhost:5000/app:1`) or id (`sha256:…`, or a unique prefix). */
   image: string;
+  /**
+   * When to pull the image from its registry (`docker run --pull`): `missing`
+   * (default) when no local image matches, `always` before every create,
+   * `never`. A failed pull rejects with the pull's typed error and creates nothing.
+   */
+  pull?: PullPolicy;
   /** Container name (Docker's rules: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`); a random one when absent. */
   name?: string;
   /** Command; replaces the image's `Cmd`. */

@@ -19,7 +19,7 @@ import { encodeTarHeader, TAR_END, tarPadding, type TarHeaderInput } from './tar
 /** A target platform as `os/arch[/variant]` (`linux/arm64`) or as its parts. */
 export type PlatformSpec = string | { os?: string; architecture?: string; variant?: string };
 
-/** Options of {@link ImageStore.import}. */
+/** Options of `engine.images.import` ({@link Images.import}). */
 export interface ImportOptions {
   /** Tag the image with this reference (`myimage`, `myimage:1`); untagged when absent. */
   ref?: string;
@@ -117,6 +117,21 @@ export async function importImage(
 }
 
 const CHUNK = 256 * 1024;
+const WHITEOUT_PREFIX = '.wh.';
+const WHITEOUT_OPAQUE = '.wh..wh..opq';
+
+/** Options of {@link packDirectory}. */
+export interface PackOptions {
+  /**
+   * The directory is an unpacked layer (overlay lower-layer form): its overlay
+   * whiteouts become OCI ones again, a 0/0 character device `<name>` the empty
+   * file `.wh.<name>` (mode 0600, as Docker writes it) and a directory with
+   * `trusted.overlay.opaque=y` an empty `.wh..wh..opq` right after the
+   * directory's own entry. Whiteout entries get mtime 0: unpacking does not
+   * keep theirs, and a fixed value keeps the tar deterministic.
+   */
+  layer?: boolean;
+}
 
 /**
  * A directory tree as a tar stream (root entry left out, names sorted, so the
@@ -125,10 +140,16 @@ const CHUNK = 256 * 1024;
  * as Docker does. Extended attributes are kept except `security.selinux` (a host
  * label) and `trusted.overlay.*` (overlay's own bookkeeping).
  */
-export async function* packDirectory(root: string, fsops: FsOps, signal?: AbortSignal): AsyncGenerator<Buffer> {
+export async function* packDirectory(root: string, fsops: FsOps, signal?: AbortSignal, options: PackOptions = {}): AsyncGenerator<Buffer> {
   const bulk = fsops.llistxattr === portableFsOps.llistxattr ? dumpXattrsWithGetfattr(root) : undefined;
+  const rawXattrs = (path: string): Map<string, Uint8Array> | undefined =>
+    bulk ? bulk.get(path) : new Map(fsops.llistxattr(path).map((n) => [n, fsops.lgetxattr(path, n)] as const));
+  const isOpaque = (path: string): boolean => {
+    const value = rawXattrs(path)?.get('trusted.overlay.opaque');
+    return value !== undefined && Buffer.from(value).toString() === 'y';
+  };
   const xattrsOf = (path: string): Map<string, Uint8Array> | undefined => {
-    const all = bulk ? bulk.get(path) : new Map(fsops.llistxattr(path).map((n) => [n, fsops.lgetxattr(path, n)] as const));
+    const all = rawXattrs(path);
     if (!all) return undefined;
     const kept = new Map<string, Uint8Array>();
     for (const [name, value] of all) {
@@ -159,11 +180,17 @@ export async function* packDirectory(root: string, fsops: FsOps, signal?: AbortS
       if (xattrs) base.xattrs = xattrs;
       if (st.isDirectory()) {
         yield encodeTarHeader({ ...base, type: 'directory' });
+        if (options.layer && isOpaque(path)) {
+          yield encodeTarHeader({ name: `${r}/${WHITEOUT_OPAQUE}`, type: 'file', mode: st.mode & 0o777, uid: st.uid, gid: st.gid, mtime: 0 });
+        }
         yield* walk(r);
       } else if (st.isSymbolicLink()) {
         yield encodeTarHeader({ ...base, type: 'symlink', linkname: readlinkSync(path) });
       } else if (st.isFIFO()) {
         yield encodeTarHeader({ ...base, type: 'fifo' });
+      } else if (options.layer && st.isCharacterDevice() && st.rdev === 0) {
+        const whiteout = rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
+        yield encodeTarHeader({ name: whiteout, type: 'file', mode: 0o600, uid: st.uid, gid: st.gid, mtime: 0 });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const rdev = st.rdev;
         const major = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);

@@ -4,7 +4,8 @@
  * ```
  * layers/<chainid hex>/diff/       the layer's files, in overlay lower-layer form
  * layers/<chainid hex>/meta.json   its {@link LayerRecord}
- * layers/tmp-<pid>-<random>/       an extraction or removal in progress
+ * layers/<chainid hex>/blob.json   its distributable blob, once known ({@link LayerBlobInfo})
+ * layers/tmp-<pid>-<random>/       an extraction, removal or archive load in progress
  * ```
  *
  * A layer directory appears by one rename of a complete temporary directory
@@ -23,6 +24,8 @@ import { chainIdOf, digestHex, type Sha256Digest } from './digest.js';
 import type { FsOps } from './fsops.js';
 import { unpackLayer, type LayerSource } from './unpack.js';
 import type { Compression } from './compression.js';
+// store.ts imports this module too; function bindings are hoisted, so the cycle is harmless.
+import { writeFileAtomic } from './store.js';
 
 /** What the store knows about an unpacked layer (its `meta.json`). */
 export interface LayerRecord {
@@ -40,6 +43,23 @@ export interface LayerRecord {
   blobDigest: Sha256Digest;
   /** Compression of that stream. */
   compression: Compression;
+  /** Bytes of the uncompressed tar (absent in layers unpacked by older versions). */
+  tarSize?: number;
+}
+
+/**
+ * The compressed blob a layer is pushed and saved as (its `blob.json`): the
+ * blob it was pulled as, or one made from it once. Written after the layer
+ * directory appeared; the layer's meta.json never changes.
+ */
+export interface LayerBlobInfo {
+  /** Digest of the compressed blob in the store's blobs. */
+  digest: Sha256Digest;
+  /** Its size in bytes. */
+  size: number;
+  compression: Exclude<Compression, 'none'>;
+  /** Bytes of the uncompressed tar. */
+  tarSize: number;
 }
 
 /** Options of {@link LayerStore.add}. */
@@ -49,9 +69,20 @@ export interface AddLayerOptions {
   /** The DiffID the layer must have (from the image config); a mismatch stores nothing. */
   diffId?: string;
   signal?: AbortSignal;
+  /**
+   * Lets the layer be unpacked before its parent is in the store. An overlay
+   * layer's files do not depend on the layers below it (whiteouts and opaque
+   * directories are recorded, not applied), so only publishing it, under its
+   * ChainID, must wait for the parent. When this is given, the parent is not
+   * required up front: the layer is unpacked into a temporary directory, then
+   * this is called and awaited, and the layer is published only once it
+   * resolves and the parent is there. A rejection stores nothing.
+   */
+  parentReady?: () => Promise<unknown>;
 }
 
 const TMP_PREFIX = 'tmp-';
+const BLOB_INFO = 'blob.json';
 
 /** @internal The layers directory of an image store. */
 export class LayerStore {
@@ -89,6 +120,32 @@ export class LayerStore {
     }
   }
 
+  /** The layer's `blob.json`, or undefined when it has none (or the layer is gone). */
+  blobInfo(chainId: string): LayerBlobInfo | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.path(chainId), BLOB_INFO), 'utf8')) as LayerBlobInfo;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes the layer's `blob.json` atomically. Call under the store lock, with the layer present. */
+  setBlobInfo(chainId: string, info: LayerBlobInfo): void {
+    writeFileAtomic(join(this.path(chainId), BLOB_INFO), JSON.stringify(info));
+  }
+
+  /**
+   * A new private directory among the layers' temporaries: removed by
+   * {@link removeLeftovers} if this process dies before the caller removes it.
+   * On the store's file system, so files in it can be renamed into place.
+   */
+  makeTempDir(): string {
+    const dir = this.tempPath();
+    mkdirSync(dir, 0o700);
+    return dir;
+  }
+
   /** ChainIDs of every layer in the store. */
   list(): Sha256Digest[] {
     return readdirSync(this.dir)
@@ -108,7 +165,8 @@ export class LayerStore {
    */
   async add(diff: LayerSource, opts: AddLayerOptions = {}): Promise<LayerRecord> {
     const parent = (opts.parentChainId ?? null) as Sha256Digest | null;
-    if (parent !== null && !this.has(parent)) throw new InvalidImageError(`parent layer ${parent} is not in the store`);
+    const parentMissing = () => new InvalidImageError(`parent layer ${parent} is not in the store`);
+    if (parent !== null && !opts.parentReady && !this.has(parent)) throw parentMissing();
     if (opts.diffId !== undefined) {
       digestHex(opts.diffId, 'diffId');
       const existing = this.get(chainIdOf(parent, opts.diffId));
@@ -134,8 +192,13 @@ export class LayerStore {
         created: new Date().toISOString(),
         blobDigest: result.digest,
         compression: result.compression,
+        tarSize: result.tarSize,
       };
       writeFileSync(join(tmp, 'meta.json'), JSON.stringify(record));
+      if (opts.parentReady) {
+        await opts.parentReady();
+        if (parent !== null && !this.has(parent)) throw parentMissing();
+      }
       return await this.lock(async () => {
         const existing = this.get(record.chainId);
         if (existing) return existing; // another process unpacked the same layer meanwhile

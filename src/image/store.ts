@@ -6,7 +6,9 @@
  * <root>/blobs/sha256/<hex>          configs, manifests, compressed layers (when kept)
  * <root>/layers/<chainid hex>/diff/  one unpacked layer, shared read-only by every image that has it
  * <root>/layers/<chainid hex>/meta.json
+ * <root>/layers/<chainid hex>/blob.json   the compressed blob the layer ships as (push, save)
  * <root>/images.json                 images (id = sha256 of the config blob) and tags → image id
+ * <root>/blob-sources.json           repositories known to hold a blob (cross-repository mounts)
  * ```
  *
  * Every file appears by rename of a complete temporary file, so readers never
@@ -40,12 +42,13 @@ import { AbortedError, DigestMismatchError, ImageConflictError, ImageInUseError,
 import { chainIds, Digester, digestHex, sha256Digest, type Sha256Digest } from './digest.js';
 import { resolveFsOps, type FsOps } from './fsops.js';
 import { importImage, type ImportOptions } from './import.js';
-import { LayerStore, processAlive, type AddLayerOptions, type LayerRecord } from './layers.js';
+import { LayerStore, processAlive, type AddLayerOptions, type LayerBlobInfo, type LayerRecord } from './layers.js';
+import { ensureLayerBlob, openLayerTar, record as recordLayerBlob, type LayerBlobContext } from './layer-blobs.js';
 import type { LayerSource } from './unpack.js';
 import { parseImage, parseManifest, type History, type ImageConfig, type OciImage } from './oci.js';
 import { familiarName, formatReference, formatRepository, isImageId, parseReference, type ImageReference } from './reference.js';
 
-export type { AddLayerOptions, LayerRecord } from './layers.js';
+export type { AddLayerOptions, LayerBlobInfo, LayerRecord } from './layers.js';
 export type { ImportOptions, PlatformSpec } from './import.js';
 export type { LayerSource } from './unpack.js';
 
@@ -116,7 +119,7 @@ export interface ImageInspect {
   lastTagTime?: string;
 }
 
-/** Options of {@link ImageStore.remove}. */
+/** Options of the store's image removal. */
 export interface RemoveImageOptions {
   /**
    * Remove even when tagged in several repositories or used by containers. An
@@ -129,7 +132,7 @@ export interface RemoveImageOptions {
   usedBy?: (imageId: string) => string[];
 }
 
-/** What {@link ImageStore.remove} did, as Docker reports it. */
+/** What removing or pruning images did, as Docker reports it. */
 export interface RemoveImageResult {
   /** References removed (short form). */
   untagged: string[];
@@ -137,6 +140,39 @@ export interface RemoveImageResult {
   deleted: Sha256Digest[];
   /** ChainIDs of layers deleted because no image uses them any more. */
   deletedLayers: Sha256Digest[];
+}
+
+/** One image in {@link ImageDiskUsage}. */
+export interface ImageUsage {
+  id: Sha256Digest;
+  repoTags: string[];
+  created?: string;
+  /** Bytes of file content in its layers. */
+  size: number;
+  /** Of `size`, the bytes in layers other images have too. */
+  sharedSize: number;
+  /** Of `size`, the bytes in layers only this image has. */
+  uniqueSize: number;
+  /** Containers using it. */
+  containers: number;
+}
+
+/** Images' disk usage, like the images part of `docker system df`. */
+export interface ImageDiskUsage {
+  /** Images in the store. */
+  count: number;
+  /** Images at least one container uses. */
+  active: number;
+  /** Bytes of file content in all layers, each layer counted once. */
+  size: number;
+  /** Bytes in layers that two or more images share (counted once). */
+  sharedSize: number;
+  /** Bytes of layers no image a container uses needs: what `prune({ all: true })` frees. */
+  reclaimable: number;
+  /** Bytes of stored blobs: configs, manifests, compressed layers kept for push and save. */
+  blobSize: number;
+  /** Per image, as `docker system df -v` lists them. */
+  images: ImageUsage[];
 }
 
 /** The manifest that came with an image, for {@link ImageStore.addImage}. */
@@ -175,6 +211,9 @@ interface IndexFile {
 }
 
 const INDEX_FILE = 'images.json';
+/** Which repositories hold which blobs (mount candidates for pushes). */
+const BLOB_SOURCES_FILE = 'blob-sources.json';
+const MAX_BLOB_SOURCES = 5;
 const SHORT_ID = /^(?:sha256:)?([a-f0-9]{1,64})$/;
 
 function familiar(canonical: string): string {
@@ -420,14 +459,18 @@ export class ImageStore {
 
   /**
    * Deletes untagged images no container uses (`docker image prune`), with the
-   * layers and blobs only they needed.
+   * layers and blobs only they needed. With `all`, every image no container
+   * uses goes, tagged or not (`docker image prune -a`); its references are
+   * reported in `untagged`.
    */
-  async prune(opts: { usedBy?: (imageId: string) => string[] } = {}): Promise<RemoveImageResult> {
+  async prune(opts: { usedBy?: (imageId: string) => string[]; all?: boolean } = {}): Promise<RemoveImageResult> {
     const result: RemoveImageResult = { untagged: [], deleted: [], deletedLayers: [] };
     await this.mutate((index) => {
       for (const stored of Object.values(index.images)) {
-        if (this.refsOf(index, stored).length > 0) continue;
+        const refs = this.refsOf(index, stored);
+        if (refs.length > 0 && !opts.all) continue;
         if ((opts.usedBy?.(stored.id) ?? []).length > 0) continue;
+        for (const r of refs) result.untagged.push(familiar(r));
         this.deleteImage(index, stored, result);
       }
     });
@@ -521,6 +564,8 @@ export class ImageStore {
    * Unpacks a layer diff (plain, gzip or zstd tar stream) on top of
    * `parentChainId`, verifying `diffId` when given. Returns at once, without
    * reading `diff`, if that layer is already there.
+   * With `parentReady`, the layer is unpacked while its parent is still on its
+   * way and published once the parent is there (see {@link AddLayerOptions}).
    * @throws {@link DigestMismatchError} (nothing stored), {@link UnsafeLayerError},
    *   {@link InvalidImageError} when the parent layer is missing.
    */
@@ -541,6 +586,38 @@ export class ImageStore {
   /** ChainIDs of all unpacked layers, used or not. */
   listLayers(): Sha256Digest[] {
     return this.layers.list();
+  }
+
+  /**
+   * Deletes the given layers and blobs unless an image in the index needs them:
+   * undoes what an operation that failed half-way (a pull) had stored, so that it
+   * leaves nothing behind. Absent ones are skipped.
+   * @param items.layers ChainIDs, bottom layer first (deleted top first, so no
+   *   layer is ever without its parent).
+   * @returns what was deleted.
+   */
+  async discard(items: { layers?: readonly string[]; blobs?: readonly string[] }): Promise<{ layers: Sha256Digest[]; blobs: Sha256Digest[] }> {
+    return this.lock(async () => {
+      const images = Object.values(this.readIndex().images);
+      const layersInUse = new Set<string>(images.flatMap((s) => s.chainIds));
+      const blobsInUse = new Set<string>(images.flatMap((s) => this.blobsOf(s)));
+      const out: { layers: Sha256Digest[]; blobs: Sha256Digest[] } = { layers: [], blobs: [] };
+      for (const chainId of [...(items.layers ?? [])].reverse()) {
+        if (layersInUse.has(chainId) || !this.layers.has(chainId)) continue;
+        this.layers.remove(chainId);
+        out.layers.push(chainId as Sha256Digest);
+      }
+      for (const digest of items.blobs ?? []) {
+        if (blobsInUse.has(digest)) continue;
+        try {
+          unlinkSync(this.blobPath(digest));
+          out.blobs.push(digest as Sha256Digest);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+      return out;
+    });
   }
 
   /**
@@ -617,6 +694,177 @@ export class ImageStore {
       record = this.toRecord(index, stored);
     });
     return record!;
+  }
+
+  // ---------------------------------------------------------------- push, save, load, disk usage
+
+  /**
+   * The compressed blob a layer is pushed and saved as: the blob it was pulled
+   * or loaded as, else a gzip blob packed from its files (made once and
+   * remembered, see the layer-blobs module).
+   * @throws {@link LayerNotReproducibleError} when the layer has no blob and its
+   *   files do not pack back to its DiffID; {@link InvalidImageError} when the
+   *   layer is not in the store.
+   */
+  layerBlob(chainId: string, opts: { signal?: AbortSignal } = {}): Promise<LayerBlobInfo> {
+    return ensureLayerBlob(this.blobContext(), chainId, opts);
+  }
+
+  /**
+   * The layer's uncompressed tar (`size` bytes hashing to its DiffID), as
+   * `docker save` writes it; the stream fails with {@link DigestMismatchError}
+   * rather than end when the content does not match.
+   */
+  layerTar(chainId: string, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; diffId: Sha256Digest; stream: AsyncIterable<Buffer> }> {
+    return openLayerTar(this.blobContext(), chainId, opts);
+  }
+
+  /** Records the blob a layer ships as (the blob must be stored, the layer present). */
+  setLayerBlob(chainId: string, info: LayerBlobInfo): Promise<void> {
+    return recordLayerBlob(this.blobContext(), chainId, info);
+  }
+
+  /**
+   * A new private scratch directory on the store's file system (files in it can
+   * be moved into the store with {@link adoptBlob}). The caller removes it; one
+   * left by a dead process goes with {@link removeLeftovers}.
+   */
+  makeTempDir(): string {
+    return this.layers.makeTempDir();
+  }
+
+  /**
+   * Moves a complete file into the blobs as `digest`, which the caller computed
+   * from its content while writing it. When that blob is already stored the file
+   * is deleted instead.
+   * @returns true when the blob is new.
+   */
+  adoptBlob(path: string, digest: string): boolean {
+    const dest = this.blobPath(digest);
+    if (existsSync(dest)) {
+      rmSync(path, { force: true });
+      return false;
+    }
+    renameSync(path, dest);
+    return true;
+  }
+
+  /**
+   * Adds a digest reference (`registry/repo@sha256:…`, what a push returned) to
+   * an image's repo digests.
+   * @throws {@link ImageNotFoundError}, {@link InvalidReferenceError} (not a digest reference).
+   */
+  async addRepoDigest(refOrId: string, digestRef: string): Promise<void> {
+    const ref = parseReference(digestRef);
+    if (ref.digest === undefined) throw new InvalidReferenceError(digestRef, 'not a digest reference');
+    const canonical = `${formatRepository(ref)}@${ref.digest}`;
+    await this.mutate((index) => {
+      const stored = this.lookup(index, refOrId);
+      if (!stored) throw new ImageNotFoundError(refOrId);
+      if (!stored.repoDigests.includes(canonical)) stored.repoDigests.push(canonical);
+    });
+  }
+
+  /**
+   * Repositories (`registry/repo`, most recent first) known to hold a blob,
+   * because it was pushed there or pulled from there: candidates for a
+   * cross-repository mount.
+   */
+  blobSources(digest: string): string[] {
+    return [...(this.readBlobSources()[digest] ?? [])];
+  }
+
+  /**
+   * Remembers that `repository` (`registry/repo`) holds these blobs. Entries of
+   * blobs no longer stored are dropped on the way, which keeps the file as small
+   * as the store.
+   */
+  async noteBlobSources(digests: readonly string[], repository: string): Promise<void> {
+    await this.lock(async () => {
+      const sources = this.readBlobSources();
+      for (const digest of digests) {
+        sources[digest] = [repository, ...(sources[digest] ?? []).filter((r) => r !== repository)].slice(0, MAX_BLOB_SOURCES);
+      }
+      for (const digest of Object.keys(sources)) if (!this.hasBlob(digest)) delete sources[digest];
+      writeFileAtomic(join(this.root, BLOB_SOURCES_FILE), JSON.stringify({ version: 1, sources }));
+    });
+  }
+
+  /**
+   * Disk usage of images, like the images part of `docker system df -v`. Sizes
+   * are bytes of file content in layers, each layer counted once.
+   */
+  diskUsage(opts: { usedBy?: (imageId: string) => string[] } = {}): ImageDiskUsage {
+    const images = this.list();
+    const layerSize = new Map<string, number>();
+    const imagesPerLayer = new Map<string, number>();
+    const activeLayers = new Set<string>();
+    const containers = new Map<string, number>();
+    for (const image of images) {
+      const users = opts.usedBy?.(image.id).length ?? 0;
+      containers.set(image.id, users);
+      for (const chainId of new Set(image.chainIds)) {
+        if (!layerSize.has(chainId)) layerSize.set(chainId, this.layers.get(chainId)?.size ?? 0);
+        imagesPerLayer.set(chainId, (imagesPerLayer.get(chainId) ?? 0) + 1);
+        if (users > 0) activeLayers.add(chainId);
+      }
+    }
+    const sum = (ids: Iterable<string>) => [...ids].reduce((n, id) => n + (layerSize.get(id) ?? 0), 0);
+    const shared = (id: string) => (imagesPerLayer.get(id) ?? 0) > 1;
+    let blobSize = 0;
+    for (const name of readdirSync(this.blobDir)) {
+      if (!/^[a-f0-9]{64}$/.test(name)) continue; // temporaries
+      try {
+        blobSize += statSync(join(this.blobDir, name)).size;
+      } catch {
+        // deleted meanwhile
+      }
+    }
+    return {
+      count: images.length,
+      active: images.filter((i) => (containers.get(i.id) ?? 0) > 0).length,
+      size: sum(layerSize.keys()),
+      sharedSize: sum([...layerSize.keys()].filter(shared)),
+      reclaimable: sum([...layerSize.keys()].filter((id) => !activeLayers.has(id))),
+      blobSize,
+      images: images.map((image) => {
+        const layers = [...new Set(image.chainIds)];
+        const sharedSize = sum(layers.filter(shared));
+        const size = sum(layers);
+        const usage: ImageUsage = {
+          id: image.id,
+          repoTags: image.repoTags,
+          size,
+          sharedSize,
+          uniqueSize: size - sharedSize,
+          containers: containers.get(image.id) ?? 0,
+        };
+        if (image.created !== undefined) usage.created = image.created;
+        return usage;
+      }),
+    };
+  }
+
+  private blobContext(): LayerBlobContext {
+    return {
+      layers: this.layers,
+      fsops: this.fsops,
+      lock: this.lock,
+      hasBlob: (d) => this.hasBlob(d),
+      blobPath: (d) => this.blobPath(d),
+      writeBlob: (data, expected, opts) => this.writeBlob(data, expected, opts),
+      discard: (items) => this.discard(items),
+    };
+  }
+
+  private readBlobSources(): Record<string, string[]> {
+    try {
+      const file = JSON.parse(readFileSync(join(this.root, BLOB_SOURCES_FILE), 'utf8')) as { sources?: Record<string, string[]> };
+      return file.sources ?? {};
+    } catch {
+      // Only hints: a missing or damaged file means no mount candidates.
+      return {};
+    }
   }
 
   // ---------------------------------------------------------------- internals
@@ -713,6 +961,8 @@ export class ImageStore {
 
   /** Drops an image from the index, then the layers and blobs nothing else needs. Under the lock. */
   private deleteImage(index: IndexFile, stored: StoredImage, result: RemoveImageResult): void {
+    // Read before the layers go: a layer's blob.json names a blob the image needs.
+    const doomedBlobs = this.blobsOf(stored);
     delete index.images[stored.id];
     for (const [t, id] of Object.entries(index.tags)) if (id === stored.id) delete index.tags[t];
     result.deleted.push(stored.id);
@@ -727,7 +977,7 @@ export class ImageStore {
 
     const blobsInUse = new Set<string>();
     for (const s of remaining) for (const d of this.blobsOf(s)) blobsInUse.add(d);
-    for (const d of this.blobsOf(stored)) {
+    for (const d of doomedBlobs) {
       if (blobsInUse.has(d)) continue;
       try {
         unlinkSync(this.blobPath(d));
@@ -738,9 +988,18 @@ export class ImageStore {
     this.configCache.delete(stored.id);
   }
 
-  /** Blobs an image needs: config, manifest, and the manifest's layer blobs. */
+  /**
+   * Blobs an image needs: config, manifest, the manifest's layer blobs, and each
+   * layer's own blobs (the one it was unpacked from, its distributable one).
+   */
   private blobsOf(stored: StoredImage): string[] {
     const out: string[] = [stored.id];
+    for (const chainId of stored.chainIds) {
+      const layer = this.layers.get(chainId);
+      if (layer && layer.compression !== 'none') out.push(layer.blobDigest);
+      const shipped = this.layers.blobInfo(chainId);
+      if (shipped) out.push(shipped.digest);
+    }
     if (stored.manifestDigest) {
       out.push(stored.manifestDigest);
       try {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Engine } from '../../src/index.js';
 import { makeBusyboxRootfs } from '../../examples/busybox-rootfs.js';
 import { testRootPrefix } from './leaks.js';
+import { loopbackOnlyFetch } from '../fixtures/registry.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -28,7 +29,9 @@ export async function makeTestRootfs(dir: string): Promise<string> {
 /** Opens an engine on a new temporary root and imports the busybox image into it. */
 export async function openTestEngine(): Promise<TestEngine> {
   const root = mkdtempSync(testRootPrefix());
-  const engine = await Engine.open({ root });
+  // Tests never reach beyond loopback: an image a test does not have locally is
+  // not fetched from Docker Hub (the pull fails with RegistryUnavailableError).
+  const engine = await Engine.open({ root, registry: { fetch: loopbackOnlyFetch(), dockerConfigPath: false } });
   try {
     const rootfs = await makeTestRootfs(join(root, 'busybox-rootfs'));
     await engine.images.import(rootfs, { ref: 'busybox:latest', changes: ['CMD ["sh"]'] });

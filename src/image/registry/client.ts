@@ -55,7 +55,7 @@ import { type Endpoint, Transport } from './transport.js';
 
 const debug = createDebug('dockless:registry');
 
-/** Options of {@link RegistryClient}. */
+/** How registries are reached: options of the registry client (`EngineOptions.registry`). */
 export interface RegistryClientOptions {
   /**
    * Registries that may be spoken to over plain HTTP when HTTPS fails, as
@@ -224,9 +224,11 @@ export class RegistryClient {
   private readonly configPath: string | false;
   private dockerConfig: DockerConfigFile | undefined;
   private readonly credentialCache = new Map<string, Promise<RegistryCredentials | undefined>>();
+  private readonly options: RegistryClientOptions;
 
   /** @throws InvalidOptionError for malformed mirrors, endpoints or insecure registries. */
   constructor(options: RegistryClientOptions = {}) {
+    this.options = options;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
     this.auth = options.auth;
     this.configPath = options.dockerConfigPath ?? dockerConfigPath();
@@ -248,6 +250,22 @@ export class RegistryClient {
       userAgent,
     );
     this.transport = new Transport(this.fetchImpl, authenticator, insecure, userAgent, fixed);
+  }
+
+  /**
+   * A client with the same settings that uses `credentials` for `registry`
+   * (and the configured credentials for every other registry). It has its own
+   * token cache, so tokens granted to other credentials are never reused.
+   */
+  withCredentials(registry: string, credentials: RegistryCredentials): RegistryClient {
+    const base = this.options.auth;
+    return new RegistryClient({
+      ...this.options,
+      auth: async (name) => {
+        if (name === registry) return credentials;
+        return typeof base === 'function' ? base(name) : base?.[name];
+      },
+    });
   }
 
   /**
