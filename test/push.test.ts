@@ -5,12 +5,13 @@
  * image's DiffIDs. Images: busybox imported from a directory (its layer is
  * packed and gzipped once), a three-layer image loaded from a docker-archive
  * skopeo wrote (its layers kept as loaded), and an imported layer with
- * whiteouts. Pushing again sends nothing; another repository mounts the blobs;
- * token auth works; a layer that cannot be reproduced is refused cleanly.
- * Every engine's fetch refuses anything but loopback.
+ * whiteouts, a pulled image (pushed with the manifest it came with) and zstd
+ * layers (an OCI manifest). Pushing again sends nothing; another repository
+ * mounts the blobs; token auth works; a layer that cannot be reproduced is
+ * refused cleanly. Every engine's fetch refuses anything but loopback.
  */
 
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,7 +134,7 @@ async function fromRegistry(registry: RegistryFixture, target: string, creds?: s
   const diffIds = layers.map((d) => {
     const blob = readFileSync(join(dir, d.slice('sha256:'.length)));
     expect(sha256(blob)).toBe(d);
-    return sha256(gunzipSync(blob));
+    return sha256(decompressed(blob));
   });
   expect(inspect.Layers).toEqual(layers);
   return { digest: inspect.Digest, layers, diffIds, mediaType: manifest.mediaType };
@@ -166,7 +167,7 @@ describe('push', () => {
 
     expect(statuses(events)).toEqual(['layer0:preparing', 'layer0:pushed', 'config:pushed', 'manifest:pushed']);
     const layerUploads = events.filter((e) => e.kind === 'layer' && e.status === 'uploading');
-    expect(layerUploads.at(-1)!.current).toBe(seen.layers.length && layerUploads.at(-1)!.total);
+    expect(layerUploads.at(-1)!.current).toBe(layerUploads.at(-1)!.total);
     expect(layerUploads.every((e, i) => i === 0 || e.current! >= layerUploads[i - 1]!.current!)).toBe(true);
     expect(image.repoDigests).toContain(`${open.host}/test/busybox@${digest}`);
     // The pushed digest now names the image locally.
@@ -287,6 +288,43 @@ describe('push', () => {
     await expect(skopeo(['inspect', '--tls-verify=false', `docker://${target}`])).rejects.toThrow(/manifest unknown|not found/i);
   });
 
+  it('pushes a pulled image with the manifest it came with, mounting its layers from where it was pulled', async () => {
+    await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `docker-archive:${threeLayers}`, `docker://${open.host}/upstream/three:1`]);
+    const upstream = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${open.host}/upstream/three:1`])) as { Digest: string };
+    const engine = await newEngine();
+    await engine.images.pull(`${open.host}/upstream/three:1`);
+    await engine.images.tag(`${open.host}/upstream/three:1`, `${open.host}/mine/three:1`);
+    const events: PushProgress[] = [];
+    const digest = await engine.images.push(`${open.host}/mine/three:1`, { onProgress: (e) => events.push(e) });
+    expect(digest).toBe(upstream.Digest);
+    // Layers go concurrently: their events interleave.
+    expect(statuses(events).filter((s) => !s.endsWith(':preparing')).sort()).toEqual(['config:mounted', 'layer0:mounted', 'layer1:mounted', 'layer2:mounted', 'manifest:pushed']);
+    expect(new Set(events.filter((e) => e.mountedFrom).map((e) => e.mountedFrom))).toEqual(new Set([`${open.host}/upstream/three`]));
+  });
+
+  it('describes zstd layers with an OCI manifest', async () => {
+    const engine = await newEngine();
+    const dir = mkdtempSync(join(work, 'zstd-'));
+    writeFileSync(join(dir, 'motd'), 'zstd layer\n');
+    const { stdout } = await run('tar', ['--sort=name', '--numeric-owner', '--owner=0', '--group=0', '--mtime=@0', '-C', dir, '-cf', '-', 'motd'], { encoding: 'buffer' });
+    const tar = stdout as Buffer;
+    const zst = execFileSync('zstd', ['-q', '-c'], { input: tar });
+    const layer = { bytes: zst, digest: sha256(zst), size: zst.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' };
+    const image = buildImage([{ layer, diffId: sha256(tar) }], { os: 'linux', architecture: 'amd64' }, false);
+    const layout = join(work, 'zstd-layout');
+    writeLayout(layout, image.manifest, [...image.layers, image.config], 'zstd:1');
+    const archive = join(work, 'zstd.tar');
+    await run('tar', ['-C', layout, '-cf', archive, '.']);
+    const [loaded] = await engine.images.load(archive);
+    expect(loaded!.repoTags).toEqual(['zstd:1']);
+    await engine.images.tag('zstd:1', `${open.host}/test/zstd:1`);
+    await engine.images.push(`${open.host}/test/zstd:1`);
+    const seen = await fromRegistry(open, 'test/zstd:1');
+    expect(seen.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(seen.layers).toEqual([layer.digest]);
+    expect(seen.diffIds).toEqual([sha256(tar)]);
+  });
+
   it('validates its input', async () => {
     const engine = await newEngine();
     await expect(engine.images.push(`${open.host}/test/busybox@sha256:${'a'.repeat(64)}`)).rejects.toBeInstanceOf(InvalidReferenceError);
@@ -297,6 +335,12 @@ describe('push', () => {
     await expect(engine.images.push(`${open.host}/test/aborted:1`, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
   });
 });
+
+/** A layer blob uncompressed (gzip or zstd, by its magic bytes). */
+function decompressed(blob: Buffer): Buffer {
+  if (blob[0] === 0x28 && blob[1] === 0xb5) return execFileSync('zstd', ['-dcq'], { input: blob, maxBuffer: 256 * 1024 * 1024 });
+  return gunzipSync(blob);
+}
 
 function tarStream(data: Buffer): NodeJS.ReadableStream {
   return Readable.from([data]);

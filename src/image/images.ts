@@ -104,7 +104,7 @@ export class Images {
    * prune`); with `all`, every image no container uses, tagged or not (`docker
    * image prune -a`). Layers and blobs only they needed go with them.
    */
-  prune(options: ImagePruneOptions = {}): Promise<RemoveImageResult> {
+  async prune(options: ImagePruneOptions = {}): Promise<RemoveImageResult> {
     const o = parseOptions(ImagePruneOptionsSchema, options);
     return this.store.prune({ usedBy: this.usedBy, all: o.all ?? false });
   }

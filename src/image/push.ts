@@ -13,7 +13,7 @@
 
 import { createReadStream } from 'node:fs';
 import { z } from 'zod';
-import { AbortedError, InvalidReferenceError } from '../errors.js';
+import { AbortedError, ImageNotFoundError, InvalidReferenceError } from '../errors.js';
 import { parseOptions } from '../validate.js';
 import type { Sha256Digest } from './digest.js';
 import { buildManifest, manifestFormat, originalManifest, type BlobDescriptor } from './distribution.js';
@@ -119,8 +119,11 @@ export async function pushImage(store: ImageStore, client: RegistryClient, ref: 
   const digest = (await client.pushManifest(target, manifest.bytes, manifest.mediaType, { signal })) as Sha256Digest;
   progress({ kind: 'manifest', digest, status: 'pushed', total: manifest.bytes.length });
 
-  await store.addRepoDigest(image.id, `${repository}@${digest}`);
   await store.noteBlobSources([manifest.config.digest, ...manifest.layers.map((l) => l.digest)], repository);
+  await store.addRepoDigest(image.id, `${repository}@${digest}`).catch((err: unknown) => {
+    // Removed locally while it was being pushed: the push itself succeeded.
+    if (!(err instanceof ImageNotFoundError)) throw err;
+  });
   return { reference: familiarName(target), digest, mediaType: manifest.mediaType, size: manifest.bytes.length };
 }
 

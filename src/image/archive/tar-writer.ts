@@ -8,11 +8,10 @@
  * @module
  */
 
-import { once } from 'node:events';
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join, resolve } from 'node:path';
-import { Readable, type Writable } from 'node:stream';
+import { finished, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
 import { AbortedError } from '../../errors.js';
@@ -57,7 +56,14 @@ export async function writeArchive(
   const tmp = typeof destination === 'string' ? join(dirname(resolve(destination)), `.${basename(destination)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`) : undefined;
   const sink = tmp !== undefined ? createWriteStream(tmp, { flags: 'wx', mode: 0o644 }) : (destination as Writable);
   try {
+    // A failing destination must stop the producer, and pipeline alone would not: it waits
+    // for the bridge to close, which waits for the packer's next chunk, which waits for the
+    // producer. Destroying the packer fails the entry being written and unblocks them all.
+    const unwatch = finished(sink, (err) => {
+      if (err) pack.destroy(err);
+    });
     const [piped, produced] = await Promise.allSettled([pipeline(output, sink, signal ? { signal } : {}), produce]);
+    unwatch();
     // The producer's error says what went wrong; the pipeline's is usually its echo.
     if (produced.status === 'rejected') throw produced.reason;
     if (piped.status === 'rejected') throw piped.reason;
@@ -85,10 +91,13 @@ async function addEntry(pack: Pack, entry: ArchiveEntry): Promise<void> {
   // tar-stream checks that exactly `size` bytes arrive and fails the entry otherwise.
   const header = { name: entry.name, size: entry.size, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), type: 'file' as const };
   const sink = pack.entry(header, (err) => settle(err)) as unknown as EntrySink;
+  // Its errors also reach the callback above; unlistened, streamx would throw them.
+  sink.on('error', () => undefined);
   try {
     const data = typeof entry.data === 'function' ? await entry.data() : [entry.data];
     for await (const chunk of data) {
-      if (!sink.write(chunk)) await once(sink, 'drain');
+      // A destroyed entry never drains, but its callback fails: wait for whichever comes first.
+      if (!sink.write(chunk)) await Promise.race([new Promise((resolveDrain) => sink.once('drain', resolveDrain)), done]);
     }
     sink.end();
   } catch (err) {
