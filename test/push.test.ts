@@ -270,13 +270,27 @@ describe('push', () => {
     expect(names).toEqual(['etc/', 'etc/.wh..wh..opq', 'etc/motd', '.wh.gone']);
   });
 
+  it('pushes an imported tar in another tool\'s form with its own bytes', async () => {
+    const engine = await newEngine();
+    // GNU tar's './'-prefixed names are not the canonical form: the files would pack to another tar.
+    const dir = mkdtempSync(join(work, 'gnu-'));
+    writeFileSync(join(dir, 'file'), 'gnu\n');
+    const { stdout } = await run('tar', ['--numeric-owner', '-C', dir, '-cf', '-', './file'], { encoding: 'buffer' });
+    await engine.images.import(tarStream(stdout as Buffer), { ref: 'gnu:1' });
+    const target = `${open.host}/test/gnu:1`;
+    await engine.images.tag('gnu:1', target);
+    await engine.images.push(target);
+    expect((await fromRegistry(open, 'test/gnu:1')).diffIds).toEqual([sha256(stdout as Buffer)]);
+  });
+
   it('refuses a layer whose files do not pack back to its DiffID, storing and sending nothing', async () => {
     const engine = await newEngine();
-    // GNU tar's './'-prefixed names are not the canonical form: the files pack to another tar.
     const dir = mkdtempSync(join(work, 'odd-'));
     writeFileSync(join(dir, 'file'), 'odd\n');
     const { stdout } = await run('tar', ['--numeric-owner', '-C', dir, '-cf', '-', './file'], { encoding: 'buffer' });
     await engine.images.import(tarStream(stdout as Buffer), { ref: 'odd:1' });
+    // The imported bytes are lost (a damaged store): only the files are left to pack.
+    rmSync(join(engine.root, 'blobs/sha256', sha256(stdout as Buffer).slice(7)));
     const target = `${open.host}/test/odd:1`;
     await engine.images.tag('odd:1', target);
     const before = blobFiles(engine);

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { Readable } from 'node:stream';
+import createDebug from 'debug';
 import { closeSync, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, statSync, constants } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -13,7 +15,10 @@ import { applyChanges } from './changes.js';
 import { dumpXattrsWithGetfattr, portableFsOps, type FsOps } from './fsops.js';
 import { hostPlatform, ImageConfigSchema, type ImageConfig, type OciImage } from './oci.js';
 import { parseReference } from './reference.js';
-import type { ImageRecord, ImageStore } from './store.js';
+import type { ImageRecord, ImageStore, LayerRecord } from './store.js';
+import { tee } from './tee.js';
+
+const debug = createDebug('dockless:image');
 import { encodeTarHeader, TAR_END, tarPadding, type TarHeaderInput } from './tar.js';
 
 /** A target platform as `os/arch[/variant]` (`linux/arm64`) or as its parts. */
@@ -84,6 +89,7 @@ export async function importImage(
 
   let stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
   let label = '-';
+  let fromDirectory = false;
   if (typeof source === 'string') {
     const path = resolve(source);
     let st;
@@ -93,7 +99,8 @@ export async function importImage(
       throw new InvalidOptionError('source', `${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`);
     }
     label = path;
-    if (st.isDirectory()) stream = packDirectory(path, fsops, opts.signal);
+    fromDirectory = st.isDirectory();
+    if (fromDirectory) stream = packDirectory(path, fsops, opts.signal);
     else if (st.isFile()) stream = createReadStream(path);
     else throw new InvalidOptionError('source', `${path} is neither a directory nor a file`);
   } else if (source && typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
@@ -102,7 +109,7 @@ export async function importImage(
     throw new InvalidOptionError('source', 'must be a path or a readable stream');
   }
 
-  const layer = await store.addLayer(stream, { parentChainId: null, signal: opts.signal });
+  const layer = fromDirectory ? await store.addLayer(stream, { parentChainId: null, signal: opts.signal }) : await addKeepingBytes(store, stream, opts.signal);
   const created = new Date().toISOString();
   const image: OciImage = {
     created,
@@ -114,6 +121,32 @@ export async function importImage(
     history: [{ created, comment: opts.message ?? `Imported from ${label}` }],
   };
   return store.addImage(JSON.stringify(image), opts.ref !== undefined ? [opts.ref] : []);
+}
+
+/**
+ * Unpacks an imported tar while keeping its bytes as the layer's blob: another
+ * tool's tar (GNU tar's `./` names, other orders) never packs back to the same
+ * DiffID, and without its own bytes the image could not be pushed or saved.
+ * A directory import needs none of this: dockless's own packing is reproducible.
+ */
+async function addKeepingBytes(store: ImageStore, source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<LayerRecord> {
+  const [forLayer, forBlob] = tee(Readable.from(source as AsyncIterable<Uint8Array>, { objectMode: false }));
+  const stop = new AbortController();
+  const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const [layer, blob] = await Promise.allSettled([
+    store.addLayer(forLayer, { parentChainId: null, ...(signal ? { signal } : {}) }).catch((err: unknown) => {
+      stop.abort(); // no use keeping the bytes of a refused layer
+      throw err;
+    }),
+    store.writeBlob(forBlob, undefined, { signal: both }),
+  ]);
+  if (layer.status === 'rejected') {
+    if (blob.status === 'fulfilled') await store.discard({ blobs: [blob.value.digest] });
+    throw layer.reason;
+  }
+  // A failed copy only costs reproducibility later (push/save say so then).
+  if (blob.status === 'rejected') debug('import: keeping the tar bytes failed: %s', blob.reason);
+  return layer.value;
 }
 
 const CHUNK = 256 * 1024;

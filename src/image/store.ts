@@ -996,7 +996,8 @@ export class ImageStore {
     const out: string[] = [stored.id];
     for (const chainId of stored.chainIds) {
       const layer = this.layers.get(chainId);
-      if (layer && layer.compression !== 'none') out.push(layer.blobDigest);
+      // A plain-tar blob is kept only for an imported tar (its own bytes).
+      if (layer && (layer.compression !== 'none' || existsSync(this.blobPath(layer.blobDigest)))) out.push(layer.blobDigest);
       const shipped = this.layers.blobInfo(chainId);
       if (shipped) out.push(shipped.digest);
     }
