@@ -128,7 +128,7 @@ beforeAll(async () => {
   }, false);
   const layers: Layer[] = [base, files, deletes, big];
   app = buildImage(layers, hostPlatform, false);
-  appDocker = buildImage(layers.map((l) => ({ ...l, layer: { ...l.layer, mediaType: MediaType.DockerLayer } })), hostPlatform, true);
+  appDocker = buildImage(layers.map((l) => ({ ...l, layer: { ...l.layer, mediaType: MediaType.DockerLayerGzip } })), hostPlatform, true);
   other = buildImage([await buildLayer(work, 'other', (root) => writeFileSync(join(root, 'ARCH'), otherPlatform.architecture), false)], otherPlatform, false);
   index = buildIndex([descriptor(app.manifest, { platform: app.platform }), descriptor(other.manifest, { platform: other.platform })], false);
   const marker = (text: string) => buildLayer(work, `marker-${text}`, (root) => {

@@ -129,7 +129,7 @@ beforeAll(async () => {
   }, false);
   const dockerLayers = [base, hello, third].map((l) => ({
     ...l,
-    layer: { ...l.layer, mediaType: MediaType.DockerLayer },
+    layer: { ...l.layer, mediaType: MediaType.DockerLayerGzip },
   }));
   ociImage = buildImage([base, hello, third], { os: 'linux', architecture: 'amd64' }, false);
   dockerImage = buildImage(dockerLayers, { os: 'linux', architecture: 'amd64' }, true);
@@ -143,7 +143,7 @@ beforeAll(async () => {
     attestation.entry,
   ], false);
   const arm64NoVariant = buildImage(
-    [{ layer: arm64Image.layers[0]!, diffId: arm64Image.diffIds[0]! }].map((l) => ({ ...l, layer: { ...l.layer, mediaType: MediaType.DockerLayer } })),
+    [{ layer: arm64Image.layers[0]!, diffId: arm64Image.diffIds[0]! }].map((l) => ({ ...l, layer: { ...l.layer, mediaType: MediaType.DockerLayerGzip } })),
     { os: 'linux', architecture: 'arm64' },
     true,
   );
@@ -297,7 +297,7 @@ describe('pull from an open registry', () => {
     const image = await client().resolve(ref(`${open.host}/test/single:docker`));
     expect(image.manifestMediaType).toBe(MediaType.DockerManifest);
     expect(image.manifestDigest).toBe(dockerImage.manifest.digest);
-    expect(image.layers.every((l) => l.mediaType === MediaType.DockerLayer)).toBe(true);
+    expect(image.layers.every((l) => l.mediaType === MediaType.DockerLayerGzip)).toBe(true);
     expect(image.configBytes.equals(dockerImage.config.bytes)).toBe(true);
   });
 

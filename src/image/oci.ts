@@ -12,18 +12,30 @@
 import { z } from 'zod';
 import { InvalidImageError } from '../errors.js';
 
-/** Media types of the OCI image spec and of Docker's schema 2. */
+/** Media types of the OCI image spec and of Docker's schema 2: manifests, indexes, configs, layers. */
 export const MediaType = {
-  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
-  OciIndex: 'application/vnd.oci.image.index.v1+json',
-  OciConfig: 'application/vnd.oci.image.config.v1+json',
-  OciLayer: 'application/vnd.oci.image.layer.v1.tar',
-  OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  /** Docker image manifest, schema 2. */
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  /** Docker manifest list (multi-platform). */
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  /** Docker image config. */
   DockerConfig: 'application/vnd.docker.container.image.v1+json',
+  /** Docker gzip-compressed layer. */
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  /** Docker layer that must be fetched from its `urls` (Windows base layers). */
+  DockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  /** OCI image manifest. */
+  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
+  /** OCI image index (multi-platform). */
+  OciIndex: 'application/vnd.oci.image.index.v1+json',
+  /** OCI image config. */
+  OciConfig: 'application/vnd.oci.image.config.v1+json',
+  /** OCI uncompressed layer. */
+  OciLayer: 'application/vnd.oci.image.layer.v1.tar',
+  /** OCI gzip-compressed layer. */
+  OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  /** OCI zstd-compressed layer. */
+  OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
 } as const;
 
 const digest = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/, 'not a digest');

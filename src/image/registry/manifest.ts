@@ -9,34 +9,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { DigestMismatchError, UnsupportedError } from '../../errors.js';
 import type { InvalidImageError } from '../../errors.js';
+import { MediaType } from '../oci.js';
 import { isDigest } from '../reference.js';
 import type { Platform } from './platform.js';
 
-/** Media types of the documents a registry serves, Docker's and OCI's. */
-export const MediaType = {
-  /** Docker image manifest, schema 2. */
-  DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  /** Docker manifest list (multi-platform). */
-  DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  /** Docker image config. */
-  DockerConfig: 'application/vnd.docker.container.image.v1+json',
-  /** Docker gzip-compressed layer. */
-  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  /** Docker layer that must be fetched from its `urls` (Windows base layers). */
-  DockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
-  /** OCI image manifest. */
-  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
-  /** OCI image index (multi-platform). */
-  OciIndex: 'application/vnd.oci.image.index.v1+json',
-  /** OCI image config. */
-  OciConfig: 'application/vnd.oci.image.config.v1+json',
-  /** OCI uncompressed layer. */
-  OciLayer: 'application/vnd.oci.image.layer.v1.tar',
-  /** OCI gzip-compressed layer. */
-  OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  /** OCI zstd-compressed layer. */
-  OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-} as const;
+export { MediaType };
 
 /** The media types sent in `Accept` when fetching a manifest, preferred first. */
 export const MANIFEST_ACCEPT = [
