@@ -27,7 +27,15 @@ import {
   UnsafeLayerError,
 } from '../src/index.js';
 import { readTar } from '../src/image/tar.js';
-import { buildImage, buildLayer, busyboxRootfs, type BuiltImage, requireTools, writeLayout } from './fixtures/registry.js';
+import {
+  buildImage,
+  buildLayer,
+  type BuiltImage,
+  busyboxRootfs,
+  requireTools,
+  skopeo,
+  writeLayout,
+} from './fixtures/registry.js';
 import { findLeaks, testRootPrefix } from './helpers/leaks.js';
 
 const run = promisify(execFile);
@@ -69,15 +77,6 @@ afterEach(async () => {
   expect(findLeaks()).toEqual([]);
 });
 
-async function skopeo(args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run('skopeo', args, { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`skopeo ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
-  }
-}
 
 /** An engine on a fresh root, with busybox imported as `busybox:latest` unless `empty`. */
 async function newEngine(empty = false): Promise<Engine> {

@@ -41,6 +41,7 @@ import {
   type ProxyFixture,
   type RegistryFixture,
   requireTools,
+  skopeo,
   startProxy,
   startRegistry,
   writeLayout,
@@ -98,15 +99,6 @@ afterEach(async () => {
   expect(findLeaks()).toEqual([]);
 });
 
-async function skopeo(args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run('skopeo', args, { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`skopeo ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
-  }
-}
 
 /** An engine on a fresh root (registry traffic loopback only) with busybox imported as `busybox:latest`. */
 async function newEngine(registry: RegistryClientOptions = {}): Promise<Engine> {
