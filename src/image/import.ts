@@ -110,7 +110,7 @@ export async function importImage(
   }
 
   const layer = fromDirectory ? await store.addLayer(stream, { parentChainId: null, signal: opts.signal }) : await addKeepingBytes(store, stream, opts.signal);
-  const created = new Date().toISOString();
+  const created = goTime(new Date());
   const image: OciImage = {
     created,
     architecture: platform.architecture,
@@ -147,6 +147,15 @@ async function addKeepingBytes(store: ImageStore, source: NodeJS.ReadableStream 
   // A failed copy only costs reproducibility later (push/save say so then).
   if (blob.status === 'rejected') debug('import: keeping the tar bytes failed: %s', blob.reason);
   return layer.value;
+}
+
+/**
+ * A time as Go's RFC 3339 encoder writes it (`.38Z`, not `.380Z`): tools
+ * written in Go (skopeo, Docker) re-encode image configs when they convert
+ * them, and only a config already in that form keeps its digest, the image id.
+ */
+function goTime(d: Date): string {
+  return d.toISOString().replace(/\.?0+Z$/, 'Z');
 }
 
 const CHUNK = 256 * 1024;
