@@ -12,6 +12,7 @@
         "native/security.c",
         "native/watch.c",
         "native/misc.c",
+        "native/fsops.c",
         "native/error.c"
       ],
       "cflags": ["-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],

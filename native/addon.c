@@ -13,6 +13,7 @@
 
 #include "clone.h"
 #include "error.h"
+#include "fsops.h"
 #include "misc.h"
 #include "security.h"
 #include "spawn.h"
@@ -141,6 +142,10 @@ NAPI_MODULE_INIT ()
     { "resizePty", NULL, dl_napi_resize_pty, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, dl_napi_flock, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unmount", NULL, dl_napi_unmount, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "mknod", NULL, dl_napi_mknod, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "lsetxattr", NULL, dl_napi_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "lgetxattr", NULL, dl_napi_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "llistxattr", NULL, dl_napi_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties (env, exports, sizeof (props) / sizeof (props[0]), props) != napi_ok)
     return NULL;

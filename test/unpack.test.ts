@@ -376,3 +376,132 @@ describe('addLayer', () => {
     expect(readdirSync(join(root, 'layers'))).toEqual([layer.chainId.slice(7)]);
   });
 });
+
+describe('with the native fs ops', () => {
+  async function loadNative() {
+    return (await import('../src/image/native-fsops.js')).nativeFsOps as Required<typeof import('../src/image/native-fsops.js').nativeFsOps>;
+  }
+
+  it('makes whiteouts, devices and fifos, and sets and reads xattrs, without following symlinks', async () => {
+    const ops = await loadNative();
+    const { SystemError } = await import('../src/errors.js');
+    const dir = join(sandbox, 'd');
+    mkdirSync(dir);
+    ops.mknod(join(dir, 'wh'), 0o020000, 0, 0);
+    ops.mknod(join(dir, 'null'), 0o020000 | 0o666, 1, 3); // the umask does not apply
+    ops.mknod(join(dir, 'fifo'), 0o010000 | 0o640, 0, 0);
+    expect([lstatSync(join(dir, 'wh')).isCharacterDevice(), lstatSync(join(dir, 'wh')).rdev]).toEqual([true, 0]);
+    expect([lstatSync(join(dir, 'null')).mode & 0o7777, lstatSync(join(dir, 'null')).rdev]).toEqual([0o666, (1 << 8) | 3]);
+    expect(lstatSync(join(dir, 'fifo')).isFIFO()).toBe(true);
+
+    execFileSync('ln', ['-s', join(sandbox, 'elsewhere'), join(dir, 'link')]);
+    const exists = (() => {
+      try {
+        ops.mknod(join(dir, 'link'), 0o020000, 0, 0);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(exists).toBeInstanceOf(SystemError);
+    expect((exists as InstanceType<typeof SystemError>).errnoName).toBe('EEXIST');
+    expect(existsSync(join(sandbox, 'elsewhere'))).toBe(false);
+
+    const value = Buffer.from([0x80, 0xff, 0x00, 0x41]);
+    writeFileSync(join(dir, 'f'), 'x');
+    ops.lsetxattr(join(dir, 'f'), 'user.bin', value);
+    ops.lsetxattr(join(dir, 'f'), 'user.empty', new Uint8Array(0));
+    expect(ops.llistxattr(join(dir, 'f')).sort()).toEqual(['user.bin', 'user.empty']);
+    expect(ops.lgetxattr(join(dir, 'f'), 'user.bin')).toEqual(value);
+    expect(ops.lgetxattr(join(dir, 'f'), 'user.empty').length).toBe(0);
+    expect(() => ops.lgetxattr(join(dir, 'f'), 'user.none')).toThrow(expect.objectContaining({ errnoName: 'ENODATA', syscall: 'lgetxattr' }));
+    // user.* attributes cannot be put on a symlink itself: it is not followed to its target.
+    expect(() => ops.lsetxattr(join(dir, 'link'), 'user.x', value)).toThrow(expect.objectContaining({ errnoName: 'EPERM' }));
+    expect(ops.llistxattr(join(dir, 'link'))).toEqual([]);
+
+    expect(() => ops.mknod(join(dir, 'reg'), 0o100644, 0, 0)).toThrow(expect.objectContaining({ errnoName: 'EINVAL' }));
+    expect(() => ops.mknod(join(dir, 'big'), 0o020000, 4096, 0)).toThrow(RangeError);
+    expect(() => ops.mknod(`${dir}/a\0b`, 0o020000, 0, 0)).toThrow(TypeError);
+    expect(() => ops.lsetxattr(join(dir, 'f'), 'user.s', 'text' as never)).toThrow(TypeError);
+    expect(() => ops.llistxattr(`/${'x'.repeat(5000)}`)).toThrow(expect.objectContaining({ errnoName: 'ENAMETOOLONG' }));
+  });
+
+  it('unpacks a layer whose later entries replace earlier ones', async () => {
+    const ops = await loadNative();
+    const xattrs = new Map<string, Uint8Array>([['user.cap', Buffer.from([0x80, 1])]]);
+    const file = (name: string, body: string, extra: Partial<Parameters<typeof encodeTarHeader>[0]> = {}) => {
+      const b = Buffer.from(body);
+      return Buffer.concat([encodeTarHeader({ name, type: 'file', mode: 0o644, size: b.length, ...extra }), b, tarPadding(b.length)]);
+    };
+    const tar = Buffer.concat([
+      file('a', 'first'),
+      encodeTarHeader({ name: 'a', type: 'directory', mode: 0o700 }), // a file replaced by a directory
+      file('a/inner', 'in'),
+      encodeTarHeader({ name: 'b', type: 'directory', mode: 0o755 }),
+      file('b/old', 'old'),
+      file('b', 'now a file', { mode: 0o600 }), // a directory (and its contents) replaced by a file
+      encodeTarHeader({ name: 'c', type: 'symlink', linkname: '/etc/passwd' }),
+      file('c', 'not through the symlink'), // a symlink replaced by a file
+      encodeTarHeader({ name: 'd', type: 'directory', mode: 0o711 }),
+      encodeTarHeader({ name: 'd', type: 'directory', mode: 0o750 }), // a directory listed twice keeps its contents
+      file('d/kept', 'k'),
+      file('e', 'removed by its whiteout'),
+      file('.wh.e', ''),
+      file('f', 'a fifo now'),
+      encodeTarHeader({ name: 'f', type: 'fifo', mode: 0o600 }),
+      file('g', 'with xattrs', { xattrs }),
+      TAR_END,
+    ]);
+    const dest = join(sandbox, 'layer');
+    mkdirSync(dest);
+    await unpackLayer([gzipSync(tar)], dest, { fsops: ops });
+    expect(statSync(join(dest, 'a')).isDirectory()).toBe(true);
+    expect(readFileSync(join(dest, 'a/inner'), 'utf8')).toBe('in');
+    expect(readFileSync(join(dest, 'b'), 'utf8')).toBe('now a file');
+    expect(statSync(join(dest, 'b')).mode & 0o777).toBe(0o600);
+    expect(lstatSync(join(dest, 'c')).isFile()).toBe(true);
+    expect(readFileSync(join(dest, 'c'), 'utf8')).toBe('not through the symlink');
+    expect(statSync(join(dest, 'd')).mode & 0o777).toBe(0o750);
+    expect(readFileSync(join(dest, 'd/kept'), 'utf8')).toBe('k');
+    expect(lstatSync(join(dest, 'e')).isCharacterDevice()).toBe(true);
+    expect(lstatSync(join(dest, 'f')).isFIFO()).toBe(true);
+    expect(ops.lgetxattr(join(dest, 'g'), 'user.cap')).toEqual(Buffer.from([0x80, 1]));
+  });
+
+  it('reads the same archive however its bytes are split', async () => {
+    const src = join(sandbox, 'src');
+    mkdirSync(join(src, 'd'.repeat(120)), { recursive: true });
+    writeFileSync(join(src, 'd'.repeat(120), 'big'), randomBytes(300_000));
+    writeFileSync(join(src, 'small'), 'tiny');
+    execFileSync('ln', ['-s', 't'.repeat(150), join(src, 'longlink')]);
+    const tar = execFileSync('tar', ['--format', 'pax', '-C', src, '-cf', '-', '.'], { maxBuffer: 1 << 24 });
+    const listing = async (chunks: Buffer[]) => {
+      const out: string[] = [];
+      for await (const { header, body } of readTar(chunks)) {
+        let n = 0;
+        const h = createHash('sha256');
+        for await (const c of body) {
+          n += c.length;
+          h.update(c);
+        }
+        out.push(`${header.name} ${header.type} ${header.linkname} ${n} ${h.digest('hex').slice(0, 8)}`);
+      }
+      return out;
+    };
+    const whole = await listing([tar]);
+    expect(whole.length).toBeGreaterThan(4);
+    for (const size of [7, 511, 512, 513, 4096 + 3]) {
+      const pieces: Buffer[] = [];
+      for (let off = 0; off < tar.length; off += size) pieces.push(tar.subarray(off, off + size));
+      expect(await listing(pieces)).toEqual(whole);
+      const dest = join(sandbox, `out-${size}`);
+      mkdirSync(dest);
+      const result = await unpackLayer(pieces, dest);
+      expect(result.diffId).toBe(sha256(tar));
+      expect(readFileSync(join(dest, 'd'.repeat(120), 'big')).equals(readFileSync(join(src, 'd'.repeat(120), 'big')))).toBe(true);
+    }
+    // Cut short inside an entry: an error, not a short layer.
+    const dest = join(sandbox, 'cut');
+    mkdirSync(dest);
+    await expect(unpackLayer([tar.subarray(0, 2048 + 100)], dest)).rejects.toThrow(/unexpected end/);
+  });
+});

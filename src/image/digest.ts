@@ -71,7 +71,7 @@ export class Digester {
 }
 
 /** Passes `source` through unchanged, feeding every chunk to `digester` on the way. */
-export async function* digesting(source: AsyncIterable<Uint8Array>, digester: Digester): AsyncGenerator<Buffer> {
+export async function* digesting(source: AsyncIterable<Uint8Array>, digester: Pick<Digester, 'update'>): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
     digester.update(chunk);
     yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);

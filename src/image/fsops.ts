@@ -4,12 +4,12 @@
  * attributes (overlay's opaque marker, `security.capability`, ACLs).
  *
  * NATIVE: Node has neither mknod(2) nor the *xattr(2) calls. The engine passes
- * the addon's implementations in through {@link ImageStoreOptions.fsops}; until
- * the addon exports them, {@link portableFsOps} stands in by running the
- * coreutils `mknod` binary and, when the `attr` package is installed, the
- * `setfattr`/`getfattr` binaries. That is slow (a process per call) and only
- * meant to bridge the gap: the functions marked NATIVE below are the ones the
- * addon must export with exactly these signatures.
+ * the addon's implementations (native/fsops.c, through native-fsops.ts) in
+ * through {@link ImageStoreOptions.fsops}. A store opened without them falls
+ * back to {@link portableFsOps}, which runs the coreutils `mknod` binary and,
+ * when the `attr` package is installed, the `setfattr`/`getfattr` binaries:
+ * slow (a process per call), but it needs no addon. The functions marked
+ * NATIVE below are the ones the addon exports with exactly these signatures.
  * @module
  */
 

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { DigestMismatchError, InvalidImageError } from '../errors.js';
 import { chainIdOf, digestHex, type Sha256Digest } from './digest.js';
 import type { FsOps } from './fsops.js';
-import { unpackLayer, type LayerSource } from './unpack.js';
+import { unpackLayer, type LayerSource, type UnpackOptions } from './unpack.js';
 import type { Compression } from './compression.js';
 // store.ts imports this module too; function bindings are hoisted, so the cycle is harmless.
 import { writeFileAtomic } from './store.js';
@@ -68,6 +68,12 @@ export interface AddLayerOptions {
   parentChainId?: string | null;
   /** The DiffID the layer must have (from the image config); a mismatch stores nothing. */
   diffId?: string;
+  /**
+   * The digest of `diff` as given, when its source verifies it (it fails
+   * instead of ending on a mismatch, as a registry blob stream does): `diff`
+   * is then not hashed again (see {@link UnpackOptions.verifiedDigest}).
+   */
+  verifiedDigest?: Sha256Digest;
   signal?: AbortSignal;
   /**
    * Lets the layer be unpacked before its parent is in the store. An overlay
@@ -182,7 +188,7 @@ export class LayerStore {
       const diffDir = join(tmp, 'diff');
       mkdirSync(diffDir);
       chmodSync(diffDir, 0o755);
-      const result = await unpackLayer(diff, diffDir, { fsops: this.fsops, signal: opts.signal });
+      const result = await unpackLayer(diff, diffDir, { fsops: this.fsops, signal: opts.signal, verifiedDigest: opts.verifiedDigest });
       if (opts.diffId !== undefined && result.diffId !== opts.diffId) throw new DigestMismatchError(opts.diffId, result.diffId);
       const record: LayerRecord = {
         chainId: chainIdOf(parent, result.diffId),

@@ -33,6 +33,7 @@ import type { RegistryClient, ResolvedImage } from './registry/client.js';
 import type { Descriptor } from './registry/manifest.js';
 import { formatPlatform, normalizePlatform, parsePlatform, platformMatches, type Platform } from './registry/platform.js';
 import type { ImageRecord, ImageStore } from './store.js';
+import { coalesce } from './chunks.js';
 import { tee } from './tee.js';
 
 const debug = createDebug('dockless:pull');
@@ -255,6 +256,8 @@ async function fetchLayer(store: ImageStore, client: RegistryClient, ref: ImageR
   const addOptions = {
     parentChainId: layer.parent,
     diffId: layer.diffId,
+    // The download checks it as it reads (a stored blob was checked when written): not hashed again.
+    verifiedDigest: descriptor.digest,
     signal,
     parentReady: async () => {
       ctx.release();
@@ -278,8 +281,10 @@ async function fetchLayer(store: ImageStore, client: RegistryClient, ref: ImageR
         report(layer, done < total ? 'downloading' : 'extracting', done);
       },
     });
-    const [toLayer, toBlob] = tee(blob);
-    const written = store.writeBlob(toBlob, descriptor.digest, { signal }).then(() => {
+    // In large chunks for both: each pays per chunk (gunzip and the blob's
+    // writes a threadpool round trip, the stream steps a few promises).
+    const [toLayer, toBlob] = tee(coalesce(blob, 1 << 20));
+    const written = store.writeBlob(toBlob, descriptor.digest, { signal, verified: true }).then(() => {
       ctx.stored.blobs.push(descriptor.digest);
     });
     const added = store.addLayer(toLayer, addOptions).catch((err: unknown) => {

@@ -61,97 +61,49 @@ const BLOCK = 512;
 const MAX_META = 1 << 20; // largest PAX / GNU long-name body we accept
 const utf8 = new TextDecoder('utf-8');
 
-/** Pulls exact byte counts out of a stream of arbitrarily sized chunks. */
-class ChunkReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private ended = false;
-  constructor(private readonly it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>) {}
-
-  private async pull(): Promise<boolean> {
-    if (this.ended) return false;
-    const r = await this.it.next();
-    if (r.done) {
-      this.ended = true;
-      return false;
-    }
-    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-    if (b.length) {
-      this.chunks.push(b);
-      this.buffered += b.length;
-    }
-    return true;
-  }
-
-  /** Exactly `n` bytes; null at a clean end of input; throws on an end in the middle. */
-  async readExact(n: number): Promise<Buffer | null> {
-    while (this.buffered < n) {
-      if (!(await this.pull())) {
-        if (this.buffered === 0) return null;
-        throw new TarFormatError('unexpected end of archive');
-      }
-    }
-    const out = this.take(n);
-    return out;
-  }
-
-  /** Between 1 and `max` bytes; throws at end of input. */
-  async readSome(max: number): Promise<Buffer> {
-    while (this.buffered === 0) {
-      if (!(await this.pull())) throw new TarFormatError('unexpected end of archive');
-    }
-    return this.take(Math.min(max, this.chunks[0]!.length));
-  }
-
-  async skip(n: number): Promise<void> {
-    while (n > 0) n -= (await this.readSome(n)).length;
-  }
-
-  /** Reads and discards the rest of the input, so digests cover all of it. */
-  async drain(): Promise<void> {
-    this.chunks = [];
-    this.buffered = 0;
-    while (await this.pull()) {
-      this.chunks = [];
-      this.buffered = 0;
-    }
-  }
-
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      this.buffered -= n;
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    this.buffered -= n;
-    return out;
-  }
-}
-
 function cstring(buf: Buffer, off: number, len: number): Buffer {
   const field = buf.subarray(off, off + len);
   const nul = field.indexOf(0);
   return nul === -1 ? field : field.subarray(0, nul);
 }
 
+/** A NUL-terminated text field, UTF-8. */
 function text(buf: Buffer, off: number, len: number): string {
+  // Most names are ASCII: read those without a view object and a decoder call.
+  const end = off + len;
+  let i = off;
+  while (i < end && buf[i]! !== 0 && buf[i]! < 0x80) i++;
+  if (i === end || buf[i] === 0) return buf.toString('latin1', off, i);
   return utf8.decode(cstring(buf, off, len));
+}
+
+/**
+ * An octal field of the common shape: NULs or spaces, octal digits, then a
+ * NUL, or only spaces and NULs to the end. -1 for anything else, which
+ * {@link numeric} then reads the slow way (and names in its error).
+ */
+function plainOctal(buf: Buffer, off: number, len: number): number {
+  const end = off + len;
+  let i = off;
+  while (i < end && (buf[i] === 0 || buf[i] === 0x20)) i++;
+  let v = 0;
+  for (; i < end; i++) {
+    const b = buf[i]!;
+    if (b < 0x30 || b > 0x37) break;
+    v = v * 8 + (b - 0x30);
+  }
+  if (i === end || buf[i] === 0) return v;
+  if (buf[i] !== 0x20) return -1;
+  for (; i < end; i++) if (buf[i] !== 0 && buf[i] !== 0x20) return -1;
+  return v;
 }
 
 /** A numeric header field: octal text, or base-256 when the high bit of the first byte is set (GNU). */
 function numeric(buf: Buffer, off: number, len: number, field: string): number {
+  if (!(buf[off]! & 0x80)) {
+    const plain = plainOctal(buf, off, len);
+    if (plain >= 0) return plain;
+  }
   const f = buf.subarray(off, off + len);
   if (f[0]! & 0x80) {
     if (f[0] === 0xff) throw new TarFormatError(`negative ${field}`);
@@ -169,15 +121,22 @@ function numeric(buf: Buffer, off: number, len: number, field: string): number {
 }
 
 function checksumOk(block: Buffer): boolean {
-  let unsigned = 0;
-  let signed = 0;
+  // The checksum field counts as eight spaces.
+  let unsigned = 8 * 32;
+  let high = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 32 : block[i]!;
+    if (i === 148) i = 156;
+    const b = block[i]!;
     unsigned += b;
-    signed += b > 127 ? b - 256 : b;
+    if (b > 127) high++;
   }
   const stored = numeric(block, 148, 8, 'checksum');
-  return stored === unsigned || stored === signed;
+  return stored === unsigned || stored === unsigned - 256 * high;
+}
+
+function isZeroBlock(block: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
+  return true;
 }
 
 /** Parses PAX records (`"%d %s=%s\n"`), keeping values as raw bytes. */
@@ -221,114 +180,261 @@ const TYPES: Record<string, TarEntryType> = {
   '6': 'fifo',
 };
 
+const padding = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK;
+
+/** Where {@link TarParser} hands what it reads, synchronously and in archive order. */
+export interface TarSink {
+  /** The header of the next entry; its body (files only) follows as `data` calls. */
+  entry(header: TarHeader): void;
+  /** The next bytes of the current entry's body: a view into the input chunk, valid during the call. */
+  data(chunk: Buffer): void;
+  /** The current entry is complete (called for every entry, with or without a body). */
+  entryEnd(): void;
+}
+
+/**
+ * A tar parser fed chunk by chunk that calls its sink synchronously: no
+ * promise per entry or per body chunk, and file data handed on as views into
+ * the input (never copied). Only a header or a PAX / long-name body split
+ * across two chunks is gathered into a buffer of its own.
+ *
+ * Errors are thrown by {@link push} (or {@link end}) after the sink has had
+ * every entry before the bad one.
+ * @internal
+ */
+export class TarParser {
+  private state: 'header' | 'meta' | 'body' | 'padding' | 'done' = 'header';
+  /** A header or meta body being gathered across chunks, and how much of it is in. */
+  private gather: Buffer | null = null;
+  private gathered = 0;
+  /** For `body` and `padding`: bytes left of it. */
+  private remaining = 0;
+  private bodyPadding = 0;
+  /** For `meta`: its flag and the size without padding. */
+  private metaFlag = '';
+  private metaSize = 0;
+  private pax: Map<string, Buffer> | null = null;
+  private longName: string | null = null;
+  private longLink: string | null = null;
+
+  constructor(private readonly sink: TarSink) {}
+
+  /** True once the end-of-archive marker was read (the rest of the input is ignored). */
+  get finished(): boolean {
+    return this.state === 'done';
+  }
+
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const n = chunk.length;
+    while (pos < n && this.state !== 'done') {
+      if (this.state === 'body') {
+        const k = Math.min(this.remaining, n - pos);
+        this.remaining -= k;
+        this.sink.data(chunk.subarray(pos, pos + k));
+        pos += k;
+        if (this.remaining === 0) this.endBody();
+      } else if (this.state === 'padding') {
+        const k = Math.min(this.remaining, n - pos);
+        this.remaining -= k;
+        pos += k;
+        if (this.remaining === 0) this.state = 'header';
+      } else {
+        // A header or a meta body: whole from the chunk when it fits, else gathered.
+        const need = this.state === 'header' ? BLOCK : this.metaSize + padding(this.metaSize);
+        let block: Buffer;
+        if (this.gather === null && n - pos >= need) {
+          block = chunk.subarray(pos, pos + need);
+          pos += need;
+        } else {
+          this.gather ??= Buffer.allocUnsafe(need);
+          const k = Math.min(need - this.gathered, n - pos);
+          chunk.copy(this.gather, this.gathered, pos, pos + k);
+          this.gathered += k;
+          pos += k;
+          if (this.gathered < need) continue;
+          block = this.gather;
+          this.gather = null;
+          this.gathered = 0;
+        }
+        if (this.state === 'header') this.header(block);
+        else this.meta(block.subarray(0, this.metaSize));
+      }
+    }
+  }
+
+  /** The input ended: fine after the end marker or between entries (no marker, as Go accepts). */
+  end(): void {
+    if (this.state === 'done' || (this.state === 'header' && this.gathered === 0)) return;
+    throw new TarFormatError('unexpected end of archive');
+  }
+
+  private endBody(): void {
+    this.sink.entryEnd();
+    this.remaining = this.bodyPadding;
+    this.state = this.remaining > 0 ? 'padding' : 'header';
+  }
+
+  private meta(data: Buffer): void {
+    const flag = this.metaFlag;
+    // The gathered buffer is not reused, so views into it stay valid.
+    if (flag === 'x') this.pax = parsePax(data);
+    else if (flag === 'L') this.longName = utf8.decode(cstring(data, 0, data.length));
+    else if (flag === 'K') this.longLink = utf8.decode(cstring(data, 0, data.length));
+    // 'g' (global PAX) is skipped, as Docker and containerd do.
+    this.state = 'header';
+  }
+
+  private header(block: Buffer): void {
+    if (isZeroBlock(block)) {
+      this.state = 'done';
+      return;
+    }
+    if (!checksumOk(block)) throw new TarFormatError('header checksum mismatch (is it a tar archive?)');
+
+    const flag = String.fromCharCode(block[156]!);
+    const rawSize = numeric(block, 124, 12, 'size');
+
+    if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+      if (rawSize > MAX_META) throw new TarFormatError(`${flag} header of ${rawSize} bytes is too large`);
+      this.metaFlag = flag;
+      this.metaSize = rawSize;
+      if (rawSize === 0) this.meta(Buffer.alloc(0));
+      else this.state = 'meta';
+      return;
+    }
+
+    let type = TYPES[flag];
+    const magic = block.toString('latin1', 257, 263);
+    let name = text(block, 0, 100);
+    if (magic === 'ustar\0' && block[345] !== 0) name = `${text(block, 345, 155)}/${name}`;
+    if (type === undefined) {
+      if (flag === 'S' || flag === 'D' || flag === 'M' || flag === 'N' || flag === 'V') {
+        throw new UnsupportedError(`tar entry ${JSON.stringify(name)} has GNU type '${flag}', which layers cannot hold`);
+      }
+      throw new TarFormatError(`entry ${JSON.stringify(name)} has unknown type ${JSON.stringify(flag)}`);
+    }
+
+    const header: TarHeader = {
+      name,
+      type,
+      mode: numeric(block, 100, 8, 'mode') & 0o7777,
+      uid: numeric(block, 108, 8, 'uid'),
+      gid: numeric(block, 116, 8, 'gid'),
+      size: rawSize,
+      mtime: numeric(block, 136, 12, 'mtime'),
+      linkname: text(block, 157, 100),
+      uname: text(block, 265, 32),
+      gname: text(block, 297, 32),
+      devmajor: numeric(block, 329, 8, 'devmajor'),
+      devminor: numeric(block, 337, 8, 'devminor'),
+      xattrs: new Map(),
+    };
+    if (this.longName !== null) header.name = this.longName;
+    if (this.longLink !== null) header.linkname = this.longLink;
+    const pax = this.pax;
+    if (pax) {
+      for (const [key, value] of pax) {
+        if (key === 'path') header.name = utf8.decode(value);
+        else if (key === 'linkpath') header.linkname = utf8.decode(value);
+        else if (key === 'size') header.size = paxNumber(value, key);
+        else if (key === 'uid') header.uid = paxNumber(value, key);
+        else if (key === 'gid') header.gid = paxNumber(value, key);
+        else if (key === 'mtime') header.mtime = paxNumber(value, key);
+        else if (key === 'atime') header.atime = paxNumber(value, key);
+        else if (key === 'uname') header.uname = utf8.decode(value);
+        else if (key === 'gname') header.gname = utf8.decode(value);
+        else if (key.startsWith('SCHILY.xattr.')) header.xattrs.set(key.slice(13), value);
+        else if (key.startsWith('LIBARCHIVE.xattr.')) {
+          header.xattrs.set(decodeURIComponent(key.slice(17)), Buffer.from(value.toString('latin1'), 'base64'));
+        } else if (key.startsWith('GNU.sparse.')) {
+          throw new UnsupportedError(`tar entry ${JSON.stringify(header.name)} is a GNU sparse file, which layers cannot hold`);
+        }
+      }
+    }
+    this.pax = this.longName = this.longLink = null;
+    // A regular file whose name ends in '/' is a directory in old archives.
+    if (type === 'file' && flag !== '7' && header.name.endsWith('/')) header.type = type = 'directory';
+    if (header.size < 0 || !Number.isSafeInteger(header.size)) throw new TarFormatError(`bad size for ${header.name}`);
+
+    // Header-only types have no body, whatever the size field says (as in Go's archive/tar).
+    const bodySize = type === 'file' ? header.size : 0;
+    if (type !== 'file') header.size = 0;
+    this.sink.entry(header);
+    this.remaining = bodySize;
+    this.bodyPadding = padding(bodySize);
+    if (bodySize > 0) this.state = 'body';
+    else this.endBody();
+  }
+}
+
+type TarEvent = { header: TarHeader } | Buffer | typeof ENTRY_END | { error: unknown };
+const ENTRY_END = Symbol('entry end');
+
 /**
  * Reads a tar stream entry by entry. Each entry's body must be consumed (or left
  * alone) before asking for the next; unread body bytes are skipped. After the
  * end-of-archive marker the rest of the input is read and discarded, so that a
  * digest computed upstream covers the whole stream, as Docker's diffID does.
+ * (A {@link TarParser} underneath; use one directly where a promise per entry
+ * costs too much.)
  * @throws {@link TarFormatError} on a malformed archive,
  *   {@link UnsupportedError} on entry kinds a layer cannot hold (GNU sparse files, …).
  */
 export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<TarEntry, void, undefined> {
   const iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array> =
     Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
-  const reader = new ChunkReader(iterator);
-  let pax: Map<string, Buffer> | null = null;
-  let longName: string | null = null;
-  let longLink: string | null = null;
+  const events: TarEvent[] = [];
+  let head = 0;
+  let inputDone = false;
+  const parser = new TarParser({
+    entry: (header) => events.push({ header }),
+    // A view into the chunk: the chunk itself is not reused, so it stays valid.
+    data: (chunk) => events.push(chunk),
+    entryEnd: () => events.push(ENTRY_END),
+  });
+  /** The next event, reading input as needed; undefined at the end of the input. */
+  const next = async (): Promise<TarEvent | undefined> => {
+    while (head === events.length) {
+      events.length = head = 0;
+      if (inputDone) return undefined;
+      const r = await iterator.next();
+      try {
+        if (r.done) {
+          inputDone = true;
+          parser.end();
+        } else if (!parser.finished) {
+          const v = r.value;
+          parser.push(Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+        }
+      } catch (error) {
+        // After the entries the chunk held before the bad one.
+        events.push({ error });
+        inputDone = true;
+      }
+    }
+    const event = events[head]!;
+    events[head++] = ENTRY_END; // drop the reference
+    if (typeof event === 'object' && 'error' in event) throw event.error;
+    return event;
+  };
   try {
     for (;;) {
-      const block = await reader.readExact(BLOCK);
-      if (block === null) return; // no end-of-archive marker: accepted, as Go does
-      if (block.every((b) => b === 0)) {
-        await reader.drain();
-        return;
-      }
-      if (!checksumOk(block)) throw new TarFormatError('header checksum mismatch (is it a tar archive?)');
-
-      const flag = String.fromCharCode(block[156]!);
-      const rawSize = numeric(block, 124, 12, 'size');
-      const padded = (n: number) => n + ((BLOCK - (n % BLOCK)) % BLOCK);
-
-      if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        if (rawSize > MAX_META) throw new TarFormatError(`${flag} header of ${rawSize} bytes is too large`);
-        const body = await reader.readExact(padded(rawSize));
-        if (body === null) throw new TarFormatError('unexpected end of archive');
-        const data = body.subarray(0, rawSize);
-        if (flag === 'x') pax = parsePax(data);
-        else if (flag === 'L') longName = utf8.decode(cstring(data, 0, data.length));
-        else if (flag === 'K') longLink = utf8.decode(cstring(data, 0, data.length));
-        // 'g' (global PAX) is skipped, as Docker and containerd do.
-        continue;
-      }
-
-      let type = TYPES[flag];
-      const magic = block.toString('latin1', 257, 263);
-      let name = text(block, 0, 100);
-      if (magic === 'ustar\0' && block[345] !== 0) name = `${text(block, 345, 155)}/${name}`;
-      if (type === undefined) {
-        if (flag === 'S' || flag === 'D' || flag === 'M' || flag === 'N' || flag === 'V') {
-          throw new UnsupportedError(`tar entry ${JSON.stringify(name)} has GNU type '${flag}', which layers cannot hold`);
-        }
-        throw new TarFormatError(`entry ${JSON.stringify(name)} has unknown type ${JSON.stringify(flag)}`);
-      }
-
-      const header: TarHeader = {
-        name,
-        type,
-        mode: numeric(block, 100, 8, 'mode') & 0o7777,
-        uid: numeric(block, 108, 8, 'uid'),
-        gid: numeric(block, 116, 8, 'gid'),
-        size: rawSize,
-        mtime: numeric(block, 136, 12, 'mtime'),
-        linkname: text(block, 157, 100),
-        uname: text(block, 265, 32),
-        gname: text(block, 297, 32),
-        devmajor: numeric(block, 329, 8, 'devmajor'),
-        devminor: numeric(block, 337, 8, 'devminor'),
-        xattrs: new Map(),
-      };
-      if (longName !== null) header.name = longName;
-      if (longLink !== null) header.linkname = longLink;
-      if (pax) {
-        for (const [key, value] of pax) {
-          if (key === 'path') header.name = utf8.decode(value);
-          else if (key === 'linkpath') header.linkname = utf8.decode(value);
-          else if (key === 'size') header.size = paxNumber(value, key);
-          else if (key === 'uid') header.uid = paxNumber(value, key);
-          else if (key === 'gid') header.gid = paxNumber(value, key);
-          else if (key === 'mtime') header.mtime = paxNumber(value, key);
-          else if (key === 'atime') header.atime = paxNumber(value, key);
-          else if (key === 'uname') header.uname = utf8.decode(value);
-          else if (key === 'gname') header.gname = utf8.decode(value);
-          else if (key.startsWith('SCHILY.xattr.')) header.xattrs.set(key.slice(13), value);
-          else if (key.startsWith('LIBARCHIVE.xattr.')) {
-            header.xattrs.set(decodeURIComponent(key.slice(17)), Buffer.from(value.toString('latin1'), 'base64'));
-          } else if (key.startsWith('GNU.sparse.')) {
-            throw new UnsupportedError(`tar entry ${JSON.stringify(header.name)} is a GNU sparse file, which layers cannot hold`);
-          }
-        }
-      }
-      pax = longName = longLink = null;
-      // A regular file whose name ends in '/' is a directory in old archives.
-      if (type === 'file' && flag !== '7' && header.name.endsWith('/')) header.type = type = 'directory';
-      if (header.size < 0 || !Number.isSafeInteger(header.size)) throw new TarFormatError(`bad size for ${header.name}`);
-
-      // Header-only types have no body, whatever the size field says (as in Go's archive/tar).
-      const bodySize = type === 'file' ? header.size : 0;
-      if (type !== 'file') header.size = 0;
-      let remaining = bodySize;
+      const event = await next();
+      if (event === undefined) return;
+      if (typeof event !== 'object' || !('header' in event)) continue; // the rest of a body left unread
+      let bodyDone = false;
       const body = {
         async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-          while (remaining > 0) {
-            const chunk = await reader.readSome(remaining);
-            remaining -= chunk.length;
-            yield chunk;
+          while (!bodyDone) {
+            const e = await next();
+            if (e === undefined) throw new TarFormatError('unexpected end of archive');
+            if (e === ENTRY_END) bodyDone = true;
+            else yield e as Buffer;
           }
         },
       };
-      yield { header, body };
-      await reader.skip(remaining + (padded(bodySize) - bodySize));
+      yield { header: event.header, body };
     }
   } finally {
     // Stop the upstream (decompressor, file stream) when the consumer gives up early.

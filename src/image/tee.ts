@@ -5,17 +5,18 @@
  * @module
  */
 
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 
 /**
  * Splits `source` into two streams that each get every chunk. Nothing is
  * buffered beyond the branches' high-water marks: the source is read only while
  * every live branch wants more. A branch its consumer destroys is dropped and
- * the other goes on; when both are gone the source is destroyed. An error of
- * the source ends both branches with that error.
+ * the other goes on; when both are gone the source is stopped (its iterator
+ * returned, which destroys a stream). An error of the source ends both
+ * branches with that error.
  */
-export function tee(source: Readable): [PassThrough, PassThrough] {
-  const branches = [new PassThrough(), new PassThrough()] as const;
+export function tee(source: AsyncIterable<Uint8Array>): [PassThrough, PassThrough] {
+  const branches = [branch(), branch()] as const;
   // A branch can be failed before its consumer starts reading (or after it
   // stopped); its consumer sees the error through its own reads, not as an
   // unhandled 'error' event.
@@ -24,7 +25,18 @@ export function tee(source: Readable): [PassThrough, PassThrough] {
   return [branches[0], branches[1]];
 }
 
-async function pump(source: Readable, branches: readonly PassThrough[]): Promise<void> {
+/**
+ * A branch buffers up to 16 chunks (16 MiB of a download, in the 1 MiB chunks
+ * a pull hands it), so that one consumer's pauses do not stall the other at
+ * once. Object mode hands each chunk on as it is: a byte-mode stream
+ * read by an async iterator would concatenate all it holds into a new buffer
+ * at every read.
+ */
+function branch(): PassThrough {
+  return new PassThrough({ readableObjectMode: true, readableHighWaterMark: 16, writableHighWaterMark: 1 << 20 });
+}
+
+async function pump(source: AsyncIterable<Uint8Array>, branches: readonly PassThrough[]): Promise<void> {
   try {
     for await (const chunk of source) {
       const waits: Promise<void>[] = [];

@@ -34,13 +34,13 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs';
-import { join } from 'node:path';
+import { setImmediate as turn } from 'node:timers/promises';
 import createDebug from 'debug';
-import { AbortedError, UnsafeLayerError } from '../errors.js';
+import { AbortedError, DigestMismatchError, UnsafeLayerError } from '../errors.js';
 import { decompress, detectCompression, peek, type Compression } from './compression.js';
 import { Digester, digesting, type Sha256Digest } from './digest.js';
 import { errnoCode, resolveFsOps, type FsOps } from './fsops.js';
-import { readTar, type TarHeader } from './tar.js';
+import { TarParser, type TarHeader, type TarSink } from './tar.js';
 
 const log = createDebug('dockless:image');
 
@@ -58,6 +58,13 @@ export interface UnpackOptions {
   fsops?: Partial<FsOps>;
   /** Aborting stops the extraction with an {@link AbortedError}. */
   signal?: AbortSignal;
+  /**
+   * The input's digest, when its source verifies it: a source that fails
+   * instead of ending when its bytes do not match (a registry blob stream).
+   * The input is then not hashed a second time; it is reported as
+   * {@link UnpackResult.digest}.
+   */
+  verifiedDigest?: Sha256Digest;
 }
 
 /** What {@link unpackLayer} found out about the layer. */
@@ -96,37 +103,67 @@ export async function unpackLayer(
   const onAbort = () => input.destroy?.(new AbortedError());
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const raw = new Digester();
     const { head, stream } = await peek(input, 4);
     const compression = detectCompression(head);
+    // sha256 costs about half as much CPU as inflating: the input is hashed
+    // only when nobody else does; the uncompressed tar (the DiffID) always.
+    const raw = opts.verifiedDigest && compression !== 'none' ? new Counter() : new Digester();
     const rawBytes = digesting(stream, raw);
     const tar = compression === 'none' ? raw : new Digester();
     const tarBytes = compression === 'none' ? rawBytes : digesting(decompress(rawBytes, compression), tar);
 
+    // Entries are written synchronously as the parser meets them: one await
+    // per chunk of tar, none per entry.
     const extractor = new Extractor(dest, resolveFsOps(opts.fsops));
-    let entries = 0;
-    for await (const { header, body } of readTar(tarBytes)) {
-      if (signal?.aborted) throw new AbortedError();
-      entries++;
-      await extractor.add(header, body, signal);
+    const parser = new TarParser(extractor);
+    try {
+      for await (const chunk of tarBytes) {
+        for (let off = 0; off < chunk.length; off += SLICE) {
+          if (signal?.aborted) throw new AbortedError();
+          // After the end marker the rest is only hashed.
+          if (!parser.finished) parser.push(off === 0 && chunk.length <= SLICE ? chunk : chunk.subarray(off, off + SLICE));
+          // A turn of the event loop per slice: that is where inflating the
+          // next chunk on the threadpool is started, so it goes on while this
+          // thread writes out what it has.
+          await turn();
+        }
+      }
+      parser.end();
+    } finally {
+      extractor.close();
     }
     if (signal?.aborted) throw new AbortedError();
     extractor.finish();
-    const digest = raw.digest();
+    const digest = raw instanceof Digester ? raw.digest() : opts.verifiedDigest!;
+    if (opts.verifiedDigest && digest !== opts.verifiedDigest) throw new DigestMismatchError(opts.verifiedDigest, digest);
     return {
       digest,
-      diffId: tar === raw ? digest : tar.digest(),
+      diffId: tar === raw ? digest : (tar as Digester).digest(),
       compression,
       compressedSize: raw.size,
       tarSize: tar.size,
       size: extractor.size,
-      entries,
+      entries: extractor.entries,
     };
   } catch (err) {
     if (signal?.aborted && !(err instanceof AbortedError)) throw new AbortedError();
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * How much tar is written out between two turns of the event loop (see
+ * unpackLayer): less than gunzip inflates per threadpool round trip.
+ */
+const SLICE = 64 << 10;
+
+/** Counts bytes as a {@link Digester} does, without hashing them. */
+class Counter {
+  size = 0;
+  update(chunk: Uint8Array): void {
+    this.size += chunk.byteLength;
   }
 }
 
@@ -143,22 +180,30 @@ function cleanName(raw: string, entry: string, what = 'name'): string {
 }
 
 function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  // Without an exception for the common "not there": building one costs more than the call.
+  return lstatSync(path, { throwIfNoEntry: false }) ?? null;
 }
 
-/** Writes entries into one layer directory. */
-class Extractor {
+function isEexist(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'EEXIST';
+}
+
+/**
+ * Writes entries into one layer directory, as the {@link TarParser}'s sink:
+ * every call is synchronous, a regular file is open from its `entry` to its
+ * `entryEnd`.
+ */
+class Extractor implements TarSink {
   /** Relative paths known to be real directories (made or verified by us). */
   private readonly dirs = new Set<string>(['']);
   /** Directory times, set last: creating children changes a directory's mtime. */
   private readonly dirTimes: Array<[string, number, number]> = [];
+  /** The regular file being written, from its `entry` to its `entryEnd`. */
+  private file: { fd: number; path: string; header: TarHeader; atime: number; mtime: number } | null = null;
   /** Bytes of regular file content written. */
   size = 0;
+  /** Tar entries seen. */
+  entries = 0;
 
   constructor(
     private readonly root: string,
@@ -166,7 +211,8 @@ class Extractor {
   ) {}
 
   private abs(rel: string): string {
-    return rel === '' ? this.root : join(this.root, rel);
+    // rel is clean (no empty, '.' or '..' components): no normalizing needed.
+    return rel === '' ? this.root : `${this.root}/${rel}`;
   }
 
   /**
@@ -215,7 +261,24 @@ class Extractor {
     for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
   }
 
-  async add(h: TarHeader, body: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
+  /**
+   * Runs `make`, which creates `rel` with Node's fs and fails with EEXIST
+   * when something is there already; that is then removed (a later entry
+   * replaces an earlier one) and `make` runs again. Nothing is looked up
+   * first: the common case (nothing there) costs the one call.
+   */
+  private create<T>(rel: string, make: () => T): T {
+    try {
+      return make();
+    } catch (err) {
+      if (!isEexist(err)) throw err;
+    }
+    this.replace(rel);
+    return make();
+  }
+
+  entry(h: TarHeader): void {
+    this.entries++;
     const entry = h.name;
     const rel = cleanName(h.name, entry);
     const parts = rel.split('/');
@@ -241,8 +304,9 @@ class Extractor {
       if (h.type === 'directory') throw new UnsafeLayerError(entry, 'a whiteout must not be a directory');
       const target = [...parts.slice(0, -1), name].join('/');
       this.ensureParents(target, entry);
-      if (lstatOrNull(this.abs(target))) this.replace(target);
       const path = this.abs(target);
+      // Looked up first: the portable mknod's failure does not say EEXIST.
+      if (lstatOrNull(path)) this.replace(target);
       this.ops.mknod(path, constants.S_IFCHR, 0, 0);
       this.ops.lchown(path, h.uid, h.gid);
       return;
@@ -250,48 +314,45 @@ class Extractor {
 
     this.ensureParents(rel, entry);
     const path = this.abs(rel);
-    const existing = lstatOrNull(path);
-    if (existing && !(existing.isDirectory() && h.type === 'directory')) this.replace(rel);
     const mtime = h.mtime;
     const atime = Math.max(h.atime ?? mtime, mtime);
 
     switch (h.type) {
-      case 'directory':
-        if (!existing?.isDirectory()) mkdirSync(path, 0o700);
+      case 'directory': {
+        // An existing directory stays (with its contents); anything else is replaced.
+        this.create(rel, () => {
+          try {
+            mkdirSync(path, 0o700);
+          } catch (err) {
+            if (!isEexist(err) || !lstatOrNull(path)?.isDirectory()) throw err;
+          }
+        });
         this.dirs.add(rel);
         this.ops.lchown(path, h.uid, h.gid);
         chmodSync(path, h.mode); // after chown, which clears setgid
         this.setXattrs(path, h, entry);
         this.dirTimes.push([path, atime, mtime]);
         return;
+      }
 
       case 'file': {
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-        try {
-          for await (const chunk of body) {
-            if (signal?.aborted) throw new AbortedError();
-            for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
-            this.size += chunk.length;
-          }
-          fchownSync(fd, h.uid, h.gid);
-          fchmodSync(fd, h.mode); // after chown, which clears setuid/setgid
-          futimesSync(fd, atime, mtime);
-        } finally {
-          closeSync(fd);
-        }
-        this.setXattrs(path, h, entry); // after chown, which clears security.capability
+        // O_EXCL|O_NOFOLLOW: never through a symlink someone put there.
+        const fd = this.create(rel, () => openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+        this.file = { fd, path, header: h, atime, mtime };
         return;
       }
 
       case 'symlink':
         // Stored as-is; the target is never resolved while extracting.
-        symlinkSync(h.linkname, path);
+        this.create(rel, () => symlinkSync(h.linkname, path));
         this.ops.lchown(path, h.uid, h.gid);
         this.setXattrs(path, h, entry);
         this.ops.lutimes(path, atime, mtime);
         return;
 
       case 'link': {
+        // Replaced first: a link to the very name it replaces has no target left.
+        if (lstatOrNull(path)) this.replace(rel);
         const target = cleanName(h.linkname, entry, 'hard link target');
         if (target === '') throw new UnsafeLayerError(entry, 'hard link to the layer root');
         this.checkParents(target, entry);
@@ -307,6 +368,7 @@ class Extractor {
       case 'block':
       case 'fifo': {
         const type = h.type === 'char' ? constants.S_IFCHR : h.type === 'block' ? constants.S_IFBLK : constants.S_IFIFO;
+        if (lstatOrNull(path)) this.replace(rel); // as for whiteouts
         this.ops.mknod(path, type | (h.mode & 0o777), h.devmajor, h.devminor);
         this.ops.lchown(path, h.uid, h.gid);
         chmodSync(path, h.mode); // not a symlink: we just made it
@@ -315,6 +377,34 @@ class Extractor {
         return;
       }
     }
+  }
+
+  data(chunk: Buffer): void {
+    const file = this.file;
+    if (!file) return; // the body of an entry that is not written (an AUFS file, a whiteout)
+    for (let off = 0; off < chunk.length; ) off += writeSync(file.fd, chunk, off, chunk.length - off);
+    this.size += chunk.length;
+  }
+
+  entryEnd(): void {
+    const file = this.file;
+    if (!file) return;
+    this.file = null;
+    const { fd, header: h } = file;
+    try {
+      fchownSync(fd, h.uid, h.gid);
+      fchmodSync(fd, h.mode); // after chown, which clears setuid/setgid
+      futimesSync(fd, file.atime, file.mtime);
+    } finally {
+      closeSync(fd);
+    }
+    this.setXattrs(file.path, h, h.name); // after chown and the content, which both clear security.capability
+  }
+
+  /** Closes the file being written, if any (the extraction failed half-way). */
+  close(): void {
+    if (this.file) closeSync(this.file.fd);
+    this.file = null;
   }
 
   private setXattrs(path: string, h: TarHeader, entry: string): void {

@@ -179,4 +179,17 @@ export interface NativeAddon {
   flock(fd: number, operation: 'shared' | 'exclusive' | 'unlock', nonblock: boolean): boolean;
   /** umount2(path, MNT_DETACH); ENOENT and EINVAL (not a mount point) are not errors. */
   unmount(path: string): void;
+  /**
+   * mknod of a character or block device (`makedev(major, minor)`) or a fifo
+   * at `path`, made with mknodat in its parent directory. `mode` is the file
+   * type (S_IFCHR, S_IFBLK or S_IFIFO) and the permission bits, which are set
+   * exactly (the umask does not apply). Never follows a symlink at `path`.
+   */
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  /** lsetxattr(path, name, value, 0): creates or replaces an attribute of `path` itself (a symlink is not followed). */
+  lsetxattr(path: string, name: string, value: Uint8Array): void;
+  /** lgetxattr(path, name): the attribute's value; SystemError(ENODATA) when there is none. */
+  lgetxattr(path: string, name: string): Buffer;
+  /** llistxattr(path): the names of the attributes of `path` itself, in the kernel's order. */
+  llistxattr(path: string): string[];
 }
