@@ -179,3 +179,14 @@ dl_error_set_classes (napi_env env, napi_value system_error, napi_value start_er
     return s;
   return napi_create_reference (env, start_error, 1, &addon->start_error);
 }
+
+int
+dl_get_args (napi_env env, napi_callback_info info, size_t n, napi_value *argv)
+{
+  size_t argc = n;
+  if (napi_get_cb_info (env, info, &argc, argv, NULL, NULL) != napi_ok)
+    return -1;
+  for (size_t i = argc; i < n; i++)
+    napi_get_undefined (env, &argv[i]);
+  return 0;
+}

@@ -45,4 +45,8 @@ napi_value dl_make_start_error (napi_env env, const char *step, int errnum, cons
 /* Keeps the classes given to init(). */
 napi_status dl_error_set_classes (napi_env env, napi_value system_error, napi_value start_error);
 
+/* The first n arguments of a call; missing ones read as undefined (the
+   checks that follow then name them). */
+int dl_get_args (napi_env env, napi_callback_info info, size_t n, napi_value *argv);
+
 #endif

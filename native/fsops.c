@@ -32,17 +32,6 @@
 #define DEV_MAJOR_MAX 0xfffu
 #define DEV_MINOR_MAX 0xfffffu
 
-static int
-get_args (napi_env env, napi_callback_info info, size_t n, napi_value *argv)
-{
-  size_t argc = n;
-  if (napi_get_cb_info (env, info, &argc, argv, NULL, NULL) != napi_ok)
-    return -1;
-  for (size_t i = argc; i < n; i++)
-    napi_get_undefined (env, &argv[i]);
-  return 0;
-}
-
 /* A JS string into buf (size bytes). Too long is the kernel's ENAMETOOLONG
    (what the call would have said); NUL bytes or an empty string are refused:
    C would see another name than JS meant. */
@@ -117,7 +106,7 @@ dl_napi_mknod (napi_env env, napi_callback_info info)
   char path[DL_MAX_PATH];
   uint32_t mode, major, minor;
   const char *base = path;
-  if (get_args (env, info, 4, argv) < 0)
+  if (dl_get_args (env, info, 4, argv) < 0)
     return NULL;
   if (get_name (env, &err, argv[0], "path", path, sizeof (path), "mknod") < 0
       || get_uint (env, &err, argv[1], "mode", 0xffff, &mode) < 0
@@ -156,7 +145,7 @@ dl_napi_lsetxattr (napi_env env, napi_callback_info info)
   napi_typedarray_type type;
   size_t length, offset;
   void *data = NULL;
-  if (get_args (env, info, 3, argv) < 0)
+  if (dl_get_args (env, info, 3, argv) < 0)
     return NULL;
   if (get_name (env, &err, argv[0], "path", path, sizeof (path), "lsetxattr") < 0
       || get_name (env, &err, argv[1], "name", name, sizeof (name), "lsetxattr") < 0)
@@ -223,7 +212,7 @@ dl_napi_lgetxattr (napi_env env, napi_callback_info info)
   struct dl_error err = { 0 };
   char path[DL_MAX_PATH], name[XATTR_NAME_MAX_LEN + 1];
   _cleanup_free_ char *value = NULL;
-  if (get_args (env, info, 2, argv) < 0)
+  if (dl_get_args (env, info, 2, argv) < 0)
     return NULL;
   if (get_name (env, &err, argv[0], "path", path, sizeof (path), "lgetxattr") < 0
       || get_name (env, &err, argv[1], "name", name, sizeof (name), "lgetxattr") < 0)
@@ -244,7 +233,7 @@ dl_napi_llistxattr (napi_env env, napi_callback_info info)
   struct dl_error err = { 0 };
   char path[DL_MAX_PATH];
   _cleanup_free_ char *list = NULL;
-  if (get_args (env, info, 1, argv) < 0)
+  if (dl_get_args (env, info, 1, argv) < 0)
     return NULL;
   if (get_name (env, &err, argv[0], "path", path, sizeof (path), "llistxattr") < 0)
     return dl_error_throw (env, &err);

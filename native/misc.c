@@ -18,17 +18,6 @@
 #include "syscalls.h"
 #include "util.h"
 
-static int
-get_args (napi_env env, napi_callback_info info, size_t n, napi_value *argv)
-{
-  size_t argc = n;
-  if (napi_get_cb_info (env, info, &argc, argv, NULL, NULL) != napi_ok)
-    return -1;
-  for (size_t i = argc; i < n; i++)
-    napi_get_undefined (env, &argv[i]);
-  return 0;
-}
-
 /* An integer in [min, max], else a TypeError/RangeError naming it. */
 static int
 get_int (napi_env env, napi_value v, const char *name, int64_t min, int64_t max, int64_t *out)
@@ -96,7 +85,7 @@ dl_napi_openpty (napi_env env, napi_callback_info info)
   napi_value argv[2], result;
   struct winsize ws;
   char name[128];
-  if (get_args (env, info, 2, argv) < 0 || get_winsize (env, argv[0], argv[1], &ws) < 0)
+  if (dl_get_args (env, info, 2, argv) < 0 || get_winsize (env, argv[0], argv[1], &ws) < 0)
     return NULL;
   _cleanup_close_ int master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0)
@@ -131,7 +120,7 @@ dl_napi_open_console (napi_env env, napi_callback_info info)
   napi_value argv[2], result;
   struct winsize ws;
   int unlock = 0;
-  if (get_args (env, info, 2, argv) < 0 || get_winsize (env, argv[0], argv[1], &ws) < 0)
+  if (dl_get_args (env, info, 2, argv) < 0 || get_winsize (env, argv[0], argv[1], &ws) < 0)
     return NULL;
   _cleanup_close_ int fs = (int) syscall (SYS_fsopen, "devpts", DL_FSOPEN_CLOEXEC);
   if (fs < 0)
@@ -171,7 +160,7 @@ dl_napi_resize_pty (napi_env env, napi_callback_info info)
   napi_value argv[3];
   struct winsize ws;
   int64_t fd;
-  if (get_args (env, info, 3, argv) < 0 || get_int (env, argv[0], "fd", 0, INT_MAX, &fd) < 0
+  if (dl_get_args (env, info, 3, argv) < 0 || get_int (env, argv[0], "fd", 0, INT_MAX, &fd) < 0
       || get_winsize (env, argv[1], argv[2], &ws) < 0)
     return NULL;
   if (ioctl ((int) fd, TIOCSWINSZ, &ws) < 0)
@@ -188,7 +177,7 @@ dl_napi_flock (napi_env env, napi_callback_info info)
   size_t len;
   bool nonblock;
   napi_valuetype t;
-  if (get_args (env, info, 3, argv) < 0 || get_int (env, argv[0], "fd", 0, INT_MAX, &fd) < 0)
+  if (dl_get_args (env, info, 3, argv) < 0 || get_int (env, argv[0], "fd", 0, INT_MAX, &fd) < 0)
     return NULL;
   if (napi_typeof (env, argv[1], &t) != napi_ok || t != napi_string
       || napi_get_value_string_utf8 (env, argv[1], op, sizeof (op), &len) != napi_ok)
@@ -231,7 +220,7 @@ dl_napi_unmount (napi_env env, napi_callback_info info)
   napi_valuetype t;
   char path[DL_MAX_PATH];
   size_t len;
-  if (get_args (env, info, 1, argv) < 0)
+  if (dl_get_args (env, info, 1, argv) < 0)
     return NULL;
   if (napi_typeof (env, argv[0], &t) != napi_ok || t != napi_string
       || napi_get_value_string_utf8 (env, argv[0], path, sizeof (path), &len) != napi_ok)
