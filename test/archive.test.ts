@@ -8,7 +8,7 @@
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -29,9 +29,8 @@ import {
 import { readTar } from '../src/image/tar.js';
 import {
   buildImage,
-  buildLayer,
+  buildThreeLayers,
   type BuiltImage,
-  busyboxRootfs,
   requireTools,
   skopeo,
   writeLayout,
@@ -51,15 +50,7 @@ let n = 0;
 beforeAll(async () => {
   await requireTools();
   work = mkdtempSync(join(tmpdir(), 'dockless-archive-test-'));
-  const base = await buildLayer(work, 'base', busyboxRootfs, false);
-  const hello = await buildLayer(work, 'hello', (root) => {
-    mkdirSync(join(root, 'etc'));
-    writeFileSync(join(root, 'etc/hello'), 'hello from layer 2\n');
-  }, false);
-  const data = await buildLayer(work, 'data', (root) => {
-    mkdirSync(join(root, 'srv'));
-    writeFileSync(join(root, 'srv/data.bin'), createHash('sha512').update('x').digest());
-  }, false);
+  const [base, hello, data] = await buildThreeLayers(work);
   const platform = { os: 'linux', architecture: 'amd64' };
   three = buildImage([base, hello, data], platform, false);
   two = buildImage([base, hello], platform, false);

@@ -45,14 +45,14 @@ import {
   type BuiltImage,
   descriptor,
   freePort,
+  imageBlobs,
   loopbackOnlyFetch,
   type ProxyFixture,
+  publish,
   type RegistryFixture,
   requireTools,
-  skopeoPush,
   startProxy,
   startRegistry,
-  writeLayout,
 } from './fixtures/registry.js';
 import { startTokenServer, type TokenServerFixture } from './fixtures/token-server.js';
 import { testRootPrefix } from './helpers/leaks.js';
@@ -77,11 +77,6 @@ const host = currentPlatform();
 const otherPlatform = host.architecture === 'arm64' ? { os: 'linux', architecture: 'amd64' } : { os: 'linux', architecture: 'arm64' };
 const hostPlatform = { os: host.os, architecture: host.architecture, ...(host.variant ? { variant: host.variant } : {}) };
 
-let layouts = 0;
-async function publish(registry: RegistryFixture, top: Blob, blobs: Blob[], target: string, creds?: string): Promise<void> {
-  await skopeoPush(writeLayout(join(work, `layout-${layouts++}`), top, blobs, 'x'), registry.host, target, creds);
-}
-const blobsOf = (i: BuiltImage) => [...i.layers, i.config, i.manifest];
 
 beforeAll(async () => {
   await requireTools();
@@ -137,10 +132,10 @@ beforeAll(async () => {
   }, false);
   moving = { first: buildImage([base, await marker('first')], hostPlatform, false), second: buildImage([base, await marker('second')], hostPlatform, false) };
 
-  await publish(open, index, [...blobsOf(app), ...blobsOf(other)], 'test/app:1');
-  await publish(open, appDocker.manifest, blobsOf(appDocker), 'test/app:docker');
-  await publish(open, moving.first.manifest, blobsOf(moving.first), 'test/moving:1');
-  await publish(secured, app.manifest, blobsOf(app), 'private/app:1', `alice:${ALICE.password}`);
+  await publish(work, open, index, [...imageBlobs(app), ...imageBlobs(other)], 'test/app:1');
+  await publish(work, open, appDocker.manifest, imageBlobs(appDocker), 'test/app:docker');
+  await publish(work, open, moving.first.manifest, imageBlobs(moving.first), 'test/moving:1');
+  await publish(work, secured, app.manifest, imageBlobs(app), 'private/app:1', `alice:${ALICE.password}`);
 }, 180_000);
 
 afterAll(async () => {
@@ -404,14 +399,14 @@ describe('auto-pull on create and run', () => {
     const engine = await newEngine();
     const ref = `${open.host}/test/moving:1`;
     expect(await runScript(engine, ref, 'cat /etc/version')).toBe('first\n');
-    await publish(open, moving.second.manifest, blobsOf(moving.second), 'test/moving:1');
+    await publish(work, open, moving.second.manifest, imageBlobs(moving.second), 'test/moving:1');
     try {
       expect(await runScript(engine, ref, 'cat /etc/version')).toBe('first\n');
       expect(await runScript(engine, ref, 'cat /etc/version', { pull: 'always' })).toBe('second\n');
       expect(engine.images.inspect(ref).id).toBe(moving.second.config.digest);
       expect(await caught(engine.create({ image: moving.first.config.digest, pull: 'always' }))).toBeInstanceOf(InvalidOptionError);
     } finally {
-      await publish(open, moving.first.manifest, blobsOf(moving.first), 'test/moving:1');
+      await publish(work, open, moving.first.manifest, imageBlobs(moving.first), 'test/moving:1');
     }
   });
 

@@ -13,7 +13,7 @@
 
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -35,8 +35,7 @@ import {
 import { encodeTarHeader, readTar, TAR_END, tarPadding } from '../src/image/tar.js';
 import {
   buildImage,
-  buildLayer,
-  busyboxRootfs,
+  buildThreeLayers,
   loopbackOnlyFetch,
   type ProxyFixture,
   type RegistryFixture,
@@ -74,15 +73,7 @@ beforeAll(async () => {
   proxy = await startProxy(open.host);
   stops.push(() => proxy.stop());
 
-  const base = await buildLayer(work, 'base', busyboxRootfs, false);
-  const hello = await buildLayer(work, 'hello', (root) => {
-    mkdirSync(join(root, 'etc'));
-    writeFileSync(join(root, 'etc/hello'), 'hello from layer 2\n');
-  }, false);
-  const data = await buildLayer(work, 'data', (root) => {
-    mkdirSync(join(root, 'srv'));
-    writeFileSync(join(root, 'srv/data.bin'), createHash('sha512').update('x').digest());
-  }, false);
+  const [base, hello, data] = await buildThreeLayers(work);
   const image = buildImage([base, hello, data], { os: 'linux', architecture: 'amd64' }, false);
   const layout = writeLayout(join(work, 'layout'), image.manifest, [...image.layers, image.config], 'x');
   threeLayers = join(work, 'three.tar');

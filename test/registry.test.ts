@@ -36,19 +36,19 @@ import {
   buildImage,
   buildIndex,
   buildLayer,
-  busyboxRootfs,
   type BuiltImage,
+  busyboxRootfs,
   descriptor,
   freePort,
+  imageBlobs,
   loopbackOnlyFetch,
   type ProxyFixture,
+  publish,
   type RegistryFixture,
   requireTools,
-  skopeoPush,
   skopeoRawManifest,
   startProxy,
   startRegistry,
-  writeLayout,
 } from './fixtures/registry.js';
 import { startTokenServer, type TokenServerFixture } from './fixtures/token-server.js';
 
@@ -94,13 +94,6 @@ async function caught(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-let layout = 0;
-async function publish(registry: RegistryFixture, top: Blob, blobs: Blob[], target: string, creds?: string): Promise<void> {
-  const dir = join(work, `layout-${layout++}`);
-  await skopeoPush(writeLayout(dir, top, blobs, 'x'), registry.host, target, creds);
-}
-
-const imageBlobs = (i: BuiltImage) => [...i.layers, i.config, i.manifest];
 
 beforeAll(async () => {
   await requireTools();
@@ -153,12 +146,12 @@ beforeAll(async () => {
     descriptor(armv7Image.manifest, { platform: armv7Image.platform }),
   ], true);
 
-  await publish(open, ociImage.manifest, imageBlobs(ociImage), 'test/single:oci');
-  await publish(open, dockerImage.manifest, imageBlobs(dockerImage), 'test/single:docker');
-  await publish(open, ociIndex, [...imageBlobs(ociImage), ...imageBlobs(arm64Image), ...attestation.blobs, attestation.manifest], 'test/multi:oci');
-  await publish(open, dockerList, [...imageBlobs(dockerImage), ...imageBlobs(arm64NoVariant), ...imageBlobs(armv7Image)], 'test/multi:docker');
-  await publish(secured, ociImage.manifest, imageBlobs(ociImage), 'private/app:1', `alice:${ALICE.password}`);
-  await publish(basic, dockerImage.manifest, imageBlobs(dockerImage), 'team/app:1', 'bob:builder');
+  await publish(work, open, ociImage.manifest, imageBlobs(ociImage), 'test/single:oci');
+  await publish(work, open, dockerImage.manifest, imageBlobs(dockerImage), 'test/single:docker');
+  await publish(work, open, ociIndex, [...imageBlobs(ociImage), ...imageBlobs(arm64Image), ...attestation.blobs, attestation.manifest], 'test/multi:oci');
+  await publish(work, open, dockerList, [...imageBlobs(dockerImage), ...imageBlobs(arm64NoVariant), ...imageBlobs(armv7Image)], 'test/multi:docker');
+  await publish(work, secured, ociImage.manifest, imageBlobs(ociImage), 'private/app:1', `alice:${ALICE.password}`);
+  await publish(work, basic, dockerImage.manifest, imageBlobs(dockerImage), 'team/app:1', 'bob:builder');
 }, 120_000);
 
 afterAll(async () => {
@@ -800,8 +793,8 @@ describe('Docker Hub mirrors', () => {
     const hub = await startProxy(open.host);
     const mirrorProxy = await startProxy(mirror.host);
     try {
-      await publish(mirror, ociImage.manifest, imageBlobs(ociImage), 'library/mirrored:1');
-      await publish(open, dockerImage.manifest, imageBlobs(dockerImage), 'library/hubonly:1');
+      await publish(work, mirror, ociImage.manifest, imageBlobs(ociImage), 'library/mirrored:1');
+      await publish(work, open, dockerImage.manifest, imageBlobs(dockerImage), 'library/hubonly:1');
       const deadMirror = `http://127.0.0.1:${await freePort()}`;
       const c = client({ mirrors: [deadMirror, mirrorProxy.url], endpoints: { 'docker.io': hub.url } });
 
